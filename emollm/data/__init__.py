@@ -1,0 +1,1 @@
+"""Data: the Sample schema, manifests, importers, SynthMER, instruction recipes and the processor."""

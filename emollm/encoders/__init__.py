@@ -1,0 +1,16 @@
+"""Frozen encoders behind one contract (see ``base.py``), registered by short name.
+
+Importing this package registers every built-in encoder: hubert, vit_mae, videomae, eva_vit_g,
+egemaps, fer2013, precomputed. ``emollm ls encoders`` lists them.
+"""
+
+from emollm.encoders.base import ENCODERS, Encoder, EncoderSpec, MediaRequest, build_encoder, register_encoder
+
+# Built-in encoders register themselves on import. A module that is missing is an error, not a skip.
+from emollm.encoders import hubert as _hubert  # noqa: E402,F401
+from emollm.encoders import vision as _vision  # noqa: E402,F401
+from emollm.encoders import egemaps as _egemaps  # noqa: E402,F401
+from emollm.encoders import fer2013 as _fer2013  # noqa: E402,F401
+from emollm.encoders import precomputed as _precomputed  # noqa: E402,F401
+
+__all__ = ["ENCODERS", "Encoder", "EncoderSpec", "MediaRequest", "build_encoder", "register_encoder"]

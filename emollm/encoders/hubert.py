@@ -1,0 +1,103 @@
+"""HuBERT audio encoder (transformers ``HubertModel``), frozen.
+
+Emotion-LLaMA uses chinese-hubert-large, last hidden layer, mean over time ("UTT"): one 1024-d
+token per clip. Layer and pooling are configurable; ``pooling: segments`` keeps ``tokens`` time
+segments instead of one vector.
+
+Config::
+
+    encoder: {name: hubert, path: /weights/chinese-hubert-large, options: {layer: -1, pooling: mean}}
+    encoder: {name: hubert, tiny: true}      # tiny random model for tests
+
+Input: mono float32 waveform at 16 kHz. Output: ``[B, tokens, hidden_size]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from emollm.config import EncoderConfig, Strict
+from emollm.encoders.base import Encoder, MediaRequest, pool_time, register_encoder, weights_identity
+
+
+class HubertOptions(Strict):
+    layer: int = -1
+    """Hidden-state index (-1 = last layer; 0 = the CNN feature projection output)."""
+    pooling: Literal["mean", "max", "segments"] = "mean"
+    tokens: int = Field(1, gt=0)
+    """Number of output tokens with ``pooling: segments``."""
+    max_seconds: float | None = 30.0
+    """Clip long audio to this many seconds (None: no limit)."""
+    normalize_waveform: bool = True
+    """Zero-mean / unit-variance waveform per clip (what the chinese-hubert feature extractor does)."""
+
+
+class HubertEncoder(Encoder):
+    def __init__(self, cfg: EncoderConfig) -> None:
+        from transformers import HubertConfig, HubertModel
+
+        opt = HubertOptions.model_validate(cfg.options)
+        if cfg.path:
+            p = Path(cfg.path)
+            if not (p / "config.json").is_file():
+                raise FileNotFoundError(f"hubert: no config.json in weight folder {p}")
+            model = HubertModel.from_pretrained(p, local_files_only=True)
+            ident = weights_identity(str(p))
+        elif cfg.tiny:
+            torch.manual_seed(0)
+            model = HubertModel(
+                HubertConfig(
+                    hidden_size=32,
+                    num_hidden_layers=2,
+                    num_attention_heads=2,
+                    intermediate_size=64,
+                    conv_dim=(32,) * 7,
+                    num_conv_pos_embeddings=16,
+                    num_conv_pos_embedding_groups=2,
+                )
+            )
+            ident = weights_identity(None, tiny_seed=0)
+        else:
+            raise FileNotFoundError("hubert: set encoder.path to a local HuBERT folder (or tiny: true for tests)")
+        self.opt = opt
+        tokens = opt.tokens if opt.pooling == "segments" else 1
+        super().__init__(
+            "hubert",
+            MediaRequest("audio", sample_rate=16000, max_seconds=opt.max_seconds),
+            model.config.hidden_size,
+            tokens,
+            f"hubert|{ident}|{opt.model_dump_json()}",
+            model,
+        )
+
+    def forward_batch(self, batch: Sequence[np.ndarray]) -> torch.Tensor:
+        dev = self.device
+        waves = []
+        for w in batch:
+            w = np.asarray(w, dtype=np.float32).reshape(-1)
+            if w.size < 400:  # HuBERT's CNN needs at least one 25 ms window
+                w = np.pad(w, (0, 400 - w.size))
+            if self.opt.normalize_waveform:
+                w = (w - w.mean()) / np.sqrt(w.var() + 1e-7)
+            waves.append(torch.from_numpy(w))
+        lens = torch.tensor([len(w) for w in waves])
+        x = torch.nn.utils.rnn.pad_sequence(waves, batch_first=True).to(dev)
+        mask = (torch.arange(x.shape[1])[None, :] < lens[:, None]).long().to(dev)
+        out = self.module(x, attention_mask=mask, output_hidden_states=True)  # type: ignore[misc]
+        h = out.hidden_states[self.opt.layer]  # [B, frames, D]
+        flens = self.module._get_feat_extract_output_lengths(lens).clamp(min=1)  # type: ignore[union-attr,operator]
+        pooled = []
+        for i in range(h.shape[0]):
+            pooled.append(pool_time(h[i : i + 1, : int(flens[i])], self.opt.pooling, self.opt.tokens))
+        return torch.cat(pooled, 0).cpu()
+
+
+@register_encoder("hubert", HubertOptions, input_kind="audio", description="HuBERT speech encoder (HF HubertModel)")
+def build_hubert(cfg: EncoderConfig) -> Encoder:
+    return HubertEncoder(cfg)

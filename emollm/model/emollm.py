@@ -1,0 +1,212 @@
+"""EmoLLM: an LLM (+LoRA) whose placeholder tokens receive projected encoder features.
+
+Notation: B batch, L sequence length, H LLM hidden size; per modality m, n_m media items in the
+batch, T_m tokens per item, D_m encoder width.
+
+    model = EmoLLM(llm, projectors, placeholder_ids, stop_ids, pad_id)
+    out = model(input_ids, attention_mask, labels, features={"audio": Tensor[n_a, T_a, D_a], ...})
+    out.loss                                  # next-token CE on answer tokens only
+    new_ids = model.generate(input_ids, attention_mask, features, max_new_tokens=64)
+    logp = model.score_labels(prompt_ids, attention_mask, features, candidate_ids)   # [B, C]
+
+Features of modality m are listed in batch order (row-major over samples that have m) and fill the
+``placeholder_ids[m]`` positions in that order with ``masked_scatter`` — after a check that the
+number of placeholder tokens equals ``n_m * T_m``, raising with both numbers otherwise.
+
+Freeze policy: the base LLM is frozen (LoRA adapters, when present, train); projectors train;
+encoders live outside (``emollm.features``) and are always frozen.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from emollm.model.projectors import Projector
+
+
+class EmoLLM(nn.Module):
+    def __init__(
+        self,
+        llm: nn.Module,
+        projectors: dict[str, Projector],
+        placeholder_ids: dict[str, int],
+        stop_ids: list[int],
+        pad_id: int,
+    ) -> None:
+        super().__init__()
+        if set(projectors) != set(placeholder_ids):
+            raise ValueError(f"projectors {sorted(projectors)} and placeholders {sorted(placeholder_ids)} differ")
+        self.llm = llm
+        self.projectors = nn.ModuleDict(projectors)
+        self.placeholder_ids = dict(placeholder_ids)
+        self.stop_ids = list(stop_ids)
+        self.pad_id = int(pad_id)
+
+    # ------------------------------------------------------------------ parameters
+
+    @property
+    def device(self) -> torch.device:
+        return self.llm.get_input_embeddings().weight.device
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.llm.get_input_embeddings().weight.shape[1])
+
+    def trainable_named_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        return [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Trainable parameters split into ``projector`` and ``lora`` groups (separate learning rates)."""
+        groups: dict[str, list[nn.Parameter]] = {"projector": [], "lora": []}
+        for n, p in self.trainable_named_parameters():
+            groups["projector" if n.startswith("projectors.") else "lora"].append(p)
+        return groups
+
+    def count_parameters(self) -> dict[str, int]:
+        total = sum(p.numel() for p in self.parameters())
+        g = self.parameter_groups()
+        return {
+            "total": total,
+            "trainable": sum(p.numel() for ps in g.values() for p in ps),
+            "projector": sum(p.numel() for p in g["projector"]),
+            "lora": sum(p.numel() for p in g["lora"]),
+        }
+
+    # ------------------------------------------------------------------ embedding
+
+    def embed(self, input_ids: torch.Tensor, features: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Token embeddings ``[B, L, H]`` with every placeholder run replaced by projected features."""
+        features = features or {}
+        unknown = sorted(set(features) - set(self.placeholder_ids))
+        if unknown:
+            raise ValueError(f"features given for unknown modalities {unknown}; model has {sorted(self.placeholder_ids)}")
+        emb = self.llm.get_input_embeddings()(input_ids)
+        for m, pid in self.placeholder_ids.items():
+            mask = input_ids == pid
+            n_slots = int(mask.sum())
+            f = features.get(m)
+            n_feat = 0 if f is None else int(f.shape[0] * f.shape[1])
+            if n_slots != n_feat:
+                shape = "none" if f is None else f"{tuple(f.shape[:2])} = {n_feat}"
+                raise ValueError(
+                    f"modality {m!r}: the batch has {n_slots} placeholder tokens but {n_feat} feature tokens "
+                    f"(features [items, tokens] {shape})"
+                )
+            if n_slots == 0:
+                continue
+            proj = self.projectors[m](f)  # [n_m, T_m, H]
+            emb = emb.masked_scatter(mask.unsqueeze(-1), proj.reshape(-1, proj.shape[-1]).to(emb.dtype))
+        return emb
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        features: dict[str, torch.Tensor] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        emb = self.embed(input_ids, features)
+        return self.llm(inputs_embeds=emb, attention_mask=attention_mask, labels=labels, **kwargs)
+
+    # ------------------------------------------------------------------ inference
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        features: dict[str, torch.Tensor] | None = None,
+        **gen_kwargs: Any,
+    ) -> torch.Tensor:
+        """Generate from left-padded prompts; returns only the new tokens ``[B, new]``."""
+        emb = self.embed(input_ids, features)
+        kw: dict[str, Any] = {"do_sample": False, "max_new_tokens": 64}
+        kw.update(gen_kwargs)
+        if not kw.get("do_sample"):
+            kw.pop("temperature", None)
+            kw.pop("top_p", None)
+        kw.setdefault("eos_token_id", self.stop_ids)
+        kw.setdefault("pad_token_id", self.pad_id)
+        kw.setdefault("suppress_tokens", list(self.placeholder_ids.values()))
+        return self.llm.generate(inputs_embeds=emb, attention_mask=attention_mask, **kw)
+
+    @torch.no_grad()
+    def score_labels(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        features: dict[str, torch.Tensor] | None,
+        candidate_ids: list[list[int]],
+        share_prefix: bool = True,
+        reduce: Literal["sum", "mean"] = "sum",
+    ) -> torch.Tensor:
+        """Log-likelihood ``[B, C]`` of each candidate answer (token ids incl. end-of-turn) after each
+        left-padded prompt. With ``share_prefix`` the prompt runs once and its KV cache is shared by all
+        candidates; otherwise every (prompt, candidate) pair runs in full (reference path)."""
+        if not candidate_ids or any(len(c) == 0 for c in candidate_ids):
+            raise ValueError("every candidate needs at least one token")
+        if share_prefix:
+            lp, n = self._score_shared(input_ids, attention_mask, features, candidate_ids)
+        else:
+            lp, n = self._score_full(input_ids, attention_mask, features, candidate_ids)
+        return lp / n if reduce == "mean" else lp
+
+    def _cands(self, candidate_ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        lc = max(len(c) for c in candidate_ids)
+        cand = torch.full((len(candidate_ids), lc), self.pad_id, dtype=torch.long, device=self.device)
+        cmask = torch.zeros_like(cand)
+        for i, c in enumerate(candidate_ids):
+            cand[i, : len(c)] = torch.tensor(c, device=self.device)
+            cmask[i, : len(c)] = 1
+        return cand, cmask
+
+    def _score_shared(
+        self, ids: torch.Tensor, att: torch.Tensor, features: dict[str, torch.Tensor] | None, candidate_ids: list[list[int]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        B, C = ids.shape[0], len(candidate_ids)
+        cand, cmask = self._cands(candidate_ids)
+        pos = (att.cumsum(-1) - 1).clamp(min=0)
+        emb = self.embed(ids, features)
+        out = self.llm(inputs_embeds=emb, attention_mask=att, position_ids=pos, use_cache=True)
+        first = F.log_softmax(out.logits[:, -1].float(), dim=-1)  # [B, V]
+        total = first[:, cand[:, 0]]  # [B, C]
+        if cand.shape[1] > 1:
+            cache = out.past_key_values
+            cache.reorder_cache(torch.arange(B, device=ids.device).repeat_interleave(C))
+            cont = cand[:, :-1].repeat(B, 1)  # [B*C, Lc-1]
+            cont_att = torch.cat([att.repeat_interleave(C, 0), cmask[:, :-1].repeat(B, 1)], dim=1)
+            cont_pos = pos[:, -1:].repeat_interleave(C, 0) + torch.arange(1, cand.shape[1], device=ids.device)
+            out2 = self.llm(
+                inputs_embeds=self.llm.get_input_embeddings()(cont),
+                attention_mask=cont_att,
+                position_ids=cont_pos,
+                past_key_values=cache,
+                use_cache=False,
+            )
+            lp = F.log_softmax(out2.logits.float(), dim=-1)  # [B*C, Lc-1, V]
+            tgt = cand[:, 1:].repeat(B, 1)
+            tok = lp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1) * cmask[:, 1:].repeat(B, 1)
+            total = total + tok.sum(-1).view(B, C)
+        return total, cmask.sum(-1).float().unsqueeze(0).expand(B, C)
+
+    def _score_full(
+        self, ids: torch.Tensor, att: torch.Tensor, features: dict[str, torch.Tensor] | None, candidate_ids: list[list[int]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        B, C = ids.shape[0], len(candidate_ids)
+        cand, cmask = self._cands(candidate_ids)
+        emb = self.embed(ids, features)  # [B, Lp, H]
+        full_emb = torch.cat(
+            [emb.repeat_interleave(C, 0), self.llm.get_input_embeddings()(cand).repeat(B, 1, 1)], dim=1
+        )
+        full_att = torch.cat([att.repeat_interleave(C, 0), cmask.repeat(B, 1)], dim=1)
+        pos = (full_att.cumsum(-1) - 1).clamp(min=0)
+        logits = self.llm(inputs_embeds=full_emb, attention_mask=full_att, position_ids=pos).logits.float()
+        lp = F.log_softmax(logits[:, ids.shape[1] - 1 : -1], dim=-1)  # predicts the candidate tokens
+        tgt = cand.repeat(B, 1)
+        tok = lp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1) * cmask.repeat(B, 1)
+        return tok.sum(-1).view(B, C), cmask.sum(-1).float().unsqueeze(0).expand(B, C)

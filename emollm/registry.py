@@ -1,0 +1,56 @@
+"""A tiny name -> builder registry used for encoders, projectors, importers, metrics and tasks.
+
+    ENCODERS = Registry("encoder")
+    @ENCODERS.register("hubert")
+    def build(...): ...
+    ENCODERS.get("hubrt")  # KeyError: unknown encoder 'hubrt'; did you mean 'hubert'? known: ...
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+def close_match(name: str, options: list[str] | tuple[str, ...] | set[str]) -> str:
+    """`` (did you mean 'x'?)`` or an empty string."""
+    m = difflib.get_close_matches(str(name), [str(o) for o in options], n=1, cutoff=0.5)
+    return f" (did you mean {m[0]!r}?)" if m else ""
+
+
+class Registry(Generic[T]):
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        def deco(obj: T) -> T:
+            if name in self._items:
+                raise ValueError(f"{self.kind} {name!r} registered twice")
+            self._items[name] = obj
+            return obj
+
+        return deco
+
+    def add(self, name: str, obj: T) -> None:
+        self.register(name)(obj)
+
+    def get(self, name: str) -> T:
+        try:
+            return self._items[name]
+        except KeyError:
+            raise KeyError(
+                f"unknown {self.kind} {name!r}{close_match(name, list(self._items))}; known: {', '.join(sorted(self._items))}"
+            ) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())

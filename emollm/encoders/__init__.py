@@ -4,13 +4,12 @@ Importing this package registers every built-in encoder: hubert, vit_mae, videom
 egemaps, fer2013, precomputed. ``emollm ls encoders`` lists them.
 """
 
+# Built-in encoders register themselves on import; a module that fails to import is an error, not a skip.
+from emollm.encoders import egemaps as _egemaps  # noqa: F401
+from emollm.encoders import fer2013 as _fer2013  # noqa: F401
+from emollm.encoders import hubert as _hubert  # noqa: F401
+from emollm.encoders import precomputed as _precomputed  # noqa: F401
+from emollm.encoders import vision as _vision  # noqa: F401
 from emollm.encoders.base import ENCODERS, Encoder, EncoderSpec, MediaRequest, build_encoder, register_encoder
-
-# Built-in encoders register themselves on import. A module that is missing is an error, not a skip.
-from emollm.encoders import hubert as _hubert  # noqa: E402,F401
-from emollm.encoders import vision as _vision  # noqa: E402,F401
-from emollm.encoders import egemaps as _egemaps  # noqa: E402,F401
-from emollm.encoders import fer2013 as _fer2013  # noqa: E402,F401
-from emollm.encoders import precomputed as _precomputed  # noqa: E402,F401
 
 __all__ = ["ENCODERS", "Encoder", "EncoderSpec", "MediaRequest", "build_encoder", "register_encoder"]

@@ -28,6 +28,11 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+@app.callback()
+def _root() -> None:
+    """Multimodal emotion recognition and reasoning with LLMs (emollm COMMAND --help for details)."""
+
+
 COMMAND_MODULES = (
     "emollm.model.commands",
     "emollm.data.commands",

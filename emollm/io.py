@@ -26,6 +26,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
     os.close(fd)
     tmp_p = Path(tmp)
+    os.chmod(tmp_p, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
     try:
         yield tmp_p
         with open(tmp_p, "rb+") as f:
@@ -34,6 +35,12 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp_p.exists():
             tmp_p.unlink()
+
+
+def _umask() -> int:
+    m = os.umask(0)
+    os.umask(m)
+    return m
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

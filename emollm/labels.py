@@ -21,9 +21,9 @@ from emollm.registry import Registry, close_match
 _SYNONYMS: dict[str, list[str]] = {
     "neutral": ["neutrality", "calm", "中性", "平静"],
     "angry": ["anger", "mad", "angrily", "angered", "furious", "生气", "愤怒"],
-    "happy": ["happiness", "joy", "joyful", "happily", "glad", "高兴", "开心"],
-    "sad": ["sadness", "sadly", "unhappy", "sorrow", "伤心", "悲伤"],
-    "worried": ["worry", "worrying", "worries", "anxious", "anxiety", "担心", "焦虑"],
+    "happy": ["happiness", "joy", "joyful", "happily", "glad", "高兴", "开心", "快乐"],
+    "sad": ["sadness", "sadly", "unhappy", "sorrow", "伤心", "悲伤", "难过"],
+    "worried": ["worry", "worrying", "worries", "anxious", "anxiety", "担心", "担忧", "焦虑"],
     "surprise": ["surprised", "surprising", "astonished", "惊讶"],
     "fear": ["fearful", "afraid", "scared", "fright", "害怕", "恐惧"],
     "contempt": ["contemptuous", "scorn", "轻蔑"],
@@ -55,7 +55,13 @@ class LabelSpace:
             table[k] = v
         object.__setattr__(self, "_table", table)
         words = sorted(table, key=len, reverse=True)
-        pattern = r"(?<![\w])(" + "|".join(re.escape(w) for w in words) + r")(?![\w])"
+        # ASCII words need word boundaries; CJK words appear inside running text without spaces
+        ascii_w = [re.escape(w) for w in words if w.isascii()]
+        cjk_w = [re.escape(w) for w in words if not w.isascii()]
+        alts = [r"(?<![A-Za-z0-9_])(?:" + "|".join(ascii_w) + r")(?![A-Za-z0-9_])"] if ascii_w else []
+        if cjk_w:
+            alts.append("(?:" + "|".join(cjk_w) + ")")
+        pattern = "(" + "|".join(alts) + ")"
         object.__setattr__(self, "_pattern", re.compile(pattern, re.IGNORECASE))
 
     def __len__(self) -> int:

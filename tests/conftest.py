@@ -34,16 +34,6 @@ def conformance() -> Path:
     return root
 
 
-def random_features(system, counts: dict[str, int], seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random features ``{modality: [n, tokens, dim]}`` matching a system's encoders."""
-    g = torch.Generator().manual_seed(seed)
-    return {
-        m: torch.randn(n, system.encoders[m].tokens_per_item, system.encoders[m].dim, generator=g)
-        for m, n in counts.items()
-        if n
-    }
-
-
 @pytest.fixture(scope="session")
 def tiny_system():
     """The full tiny preset (all five modalities), session-scoped: do not train it in place."""
@@ -60,3 +50,18 @@ def fresh_tiny_fast():
     from emollm.model.system import build_system
 
     return build_system(model_config("tiny-fast"), source="tiny-fast")
+
+
+@pytest.fixture(scope="session")
+def synthmer_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small prepared SynthMER manifest (24 train / 12 val / 12 test clips), built once per session."""
+    from emollm.data.prepare import prepare
+
+    out = tmp_path_factory.mktemp("synthmer_small")
+    prepare(
+        "data_recipes/synthmer.yaml",
+        out=out,
+        overrides=["generate.synthmer.n_train=24", "generate.synthmer.n_val=12", "generate.synthmer.n_test=12"],
+        progress=False,
+    )
+    return out

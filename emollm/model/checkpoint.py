@@ -54,7 +54,11 @@ def git_sha(cwd: Path | None = None) -> str | None:
         if out.returncode != 0 or not sha:
             return None
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd or resource_root(), capture_output=True, text=True, timeout=5
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd or resource_root(),
+            capture_output=True,
+            text=True,
+            timeout=5,
         ).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
@@ -88,7 +92,9 @@ def load_trainable_state_dict(system: Any, state: dict[str, torch.Tensor], sourc
         if k not in proj:
             raise ValueError(f"{source}: projector tensor {k!r} missing")
         if tuple(proj[k].shape) != tuple(v.shape):
-            raise ValueError(f"{source}: projector tensor {k!r} has shape {tuple(proj[k].shape)}, model expects {tuple(v.shape)}")
+            raise ValueError(
+                f"{source}: projector tensor {k!r} has shape {tuple(proj[k].shape)}, model expects {tuple(v.shape)}"
+            )
     extra = sorted(set(proj) - set(expected))
     if extra:
         raise ValueError(f"{source}: projector tensors for modalities the model does not have: {extra[:5]}")
@@ -103,29 +109,50 @@ def save_checkpoint(
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write the checkpoint folder atomically (temp sibling + rename). Returns the folder."""
+    return write_checkpoint(out_dir, trainable_state_dict(system), system.cfg, run_config, extra, system.source)
+
+
+def write_checkpoint(
+    out_dir: str | Path,
+    state: dict[str, torch.Tensor],
+    model_cfg: ModelConfig,
+    run_config: Any | None = None,
+    extra: dict[str, Any] | None = None,
+    source: str = "config",
+    files: dict[str, Path] | None = None,
+) -> Path:
+    """Write ``state`` (projectors.* / lora.* tensors) + configs + manifest to ``out_dir`` atomically.
+    ``files`` maps extra file names to existing files/folders moved into the checkpoint (resume state)."""
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        save_file(trainable_state_dict(system), str(tmp / WEIGHTS))
-        (tmp / MODEL_YAML).write_text(yaml.safe_dump(system.cfg.model_dump(mode="json"), sort_keys=False))
+        save_file(state, str(tmp / WEIGHTS))
+        (tmp / MODEL_YAML).write_text(yaml.safe_dump(model_cfg.model_dump(mode="json"), sort_keys=False))
         if run_config is not None:
             (tmp / "config.yaml").write_text(yaml.safe_dump(run_config.model_dump(mode="json"), sort_keys=False))
-        manifest = {"format": "emollm-checkpoint-v1", "source": system.source, **environment_manifest(), **(extra or {})}
+        for name, src in (files or {}).items():
+            shutil.move(str(src), str(tmp / name))
+        manifest = {"format": "emollm-checkpoint-v1", "source": source, **environment_manifest(), **(extra or {})}
         atomic_write_json(tmp / "manifest.json", manifest)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out)
+        replace_dir(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def replace_dir(src: Path, dst: Path) -> None:
+    """Move folder ``src`` to ``dst``, replacing an existing ``dst`` with as small a window as possible."""
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        dst.rename(old)
+        src.rename(dst)
+        shutil.rmtree(old)
+    else:
+        src.rename(dst)
 
 
 def read_model_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ModelConfig:
@@ -175,5 +202,7 @@ def export_merged(system: Any, out_dir: str | Path) -> Path:
     data["llm"].update({"source": "hf", "path": str(out.resolve()), "quantization": "none", "chat_template": None})
     data["lora"]["enabled"] = False
     (out / MODEL_YAML).write_text(yaml.safe_dump(data, sort_keys=False))
-    atomic_write_json(out / "manifest.json", {"format": "emollm-export-v1", "exported_from": system.source, **environment_manifest()})
+    atomic_write_json(
+        out / "manifest.json", {"format": "emollm-export-v1", "exported_from": system.source, **environment_manifest()}
+    )
     return out

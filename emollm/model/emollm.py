@@ -83,7 +83,9 @@ class EmoLLM(nn.Module):
         features = features or {}
         unknown = sorted(set(features) - set(self.placeholder_ids))
         if unknown:
-            raise ValueError(f"features given for unknown modalities {unknown}; model has {sorted(self.placeholder_ids)}")
+            raise ValueError(
+                f"features given for unknown modalities {unknown}; model has {sorted(self.placeholder_ids)}"
+            )
         emb = self.llm.get_input_embeddings()(input_ids)
         for m, pid in self.placeholder_ids.items():
             mask = input_ids == pid
@@ -166,7 +168,11 @@ class EmoLLM(nn.Module):
         return cand, cmask
 
     def _score_shared(
-        self, ids: torch.Tensor, att: torch.Tensor, features: dict[str, torch.Tensor] | None, candidate_ids: list[list[int]]
+        self,
+        ids: torch.Tensor,
+        att: torch.Tensor,
+        features: dict[str, torch.Tensor] | None,
+        candidate_ids: list[list[int]],
     ) -> tuple[torch.Tensor, torch.Tensor]:
         B, C = ids.shape[0], len(candidate_ids)
         cand, cmask = self._cands(candidate_ids)
@@ -195,7 +201,11 @@ class EmoLLM(nn.Module):
         return total, cmask.sum(-1).float().unsqueeze(0).expand(B, C)
 
     def _score_full(
-        self, ids: torch.Tensor, att: torch.Tensor, features: dict[str, torch.Tensor] | None, candidate_ids: list[list[int]]
+        self,
+        ids: torch.Tensor,
+        att: torch.Tensor,
+        features: dict[str, torch.Tensor] | None,
+        candidate_ids: list[list[int]],
     ) -> tuple[torch.Tensor, torch.Tensor]:
         B, C = ids.shape[0], len(candidate_ids)
         cand, cmask = self._cands(candidate_ids)

@@ -51,7 +51,9 @@ def find_packaged_file(package: str, filename: str) -> Path:
         p = Path(loc) / filename
         if p.is_file():
             return p
-    raise FileNotFoundError(f"{filename} not found inside package {package!r} at {list(spec.submodule_search_locations)}")
+    raise FileNotFoundError(
+        f"{filename} not found inside package {package!r} at {list(spec.submodule_search_locations)}"
+    )
 
 
 def resolve_gguf(path: str) -> Path:
@@ -67,7 +69,9 @@ def gguf_to_hf_folder(gguf: Path) -> Path:
     """Convert a GGUF checkpoint once to a plain (de-quantised) HF folder; return its path."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    digest = hashlib.sha256(f"{gguf.resolve()}:{gguf.stat().st_size}:{gguf.stat().st_mtime_ns}".encode()).hexdigest()[:16]
+    digest = hashlib.sha256(f"{gguf.resolve()}:{gguf.stat().st_size}:{gguf.stat().st_mtime_ns}".encode()).hexdigest()[
+        :16
+    ]
     out = home() / "models" / f"{gguf.stem}-{digest}"
     if (out / "config.json").is_file() and (out / ".complete").is_file():
         return out
@@ -138,7 +142,13 @@ def _tiny(cfg: LLMConfig, device: torch.device | str | None) -> tuple[Any, Any]:
     t = cfg.tiny
     tok = tiny_tokenizer(t.tokenizer, t.vocab_size)
     model = tiny_llama(
-        t.hidden_size, t.intermediate_size, t.num_hidden_layers, t.num_attention_heads, t.num_key_value_heads, len(tok), t.seed
+        t.hidden_size,
+        t.intermediate_size,
+        t.num_hidden_layers,
+        t.num_attention_heads,
+        t.num_key_value_heads,
+        len(tok),
+        t.seed,
     )
     if cfg.quantization != "none":  # bitsandbytes quantises on load: round-trip through a folder
         key = hashlib.sha256(t.model_dump_json().encode()).hexdigest()[:12]
@@ -182,9 +192,11 @@ def load_chat_template(name_or_path: str) -> str:
     p = Path(name_or_path)
     if p.suffix == ".jinja" and p.is_file():
         return p.read_text(encoding="utf-8").strip()
-    return resolve_resource(Path("prompts") / "templates" / f"{name_or_path}.jinja", "chat template").read_text(
-        encoding="utf-8"
-    ).strip()
+    return (
+        resolve_resource(Path("prompts") / "templates" / f"{name_or_path}.jinja", "chat template")
+        .read_text(encoding="utf-8")
+        .strip()
+    )
 
 
 def add_placeholder_tokens(model: Any, tok: Any, modalities: list[str]) -> dict[str, int]:

@@ -68,7 +68,9 @@ def load_lora_state_dict(llm: Any, state: dict[str, torch.Tensor]) -> None:
     got = set(state)
     if expected != got:
         miss, extra = sorted(expected - got), sorted(got - expected)
-        raise ValueError(f"LoRA weights do not match the model: missing {miss[:3]} ({len(miss)}), unexpected {extra[:3]} ({len(extra)})")
+        raise ValueError(
+            f"LoRA weights do not match the model: missing {miss[:3]} ({len(miss)}), unexpected {extra[:3]} ({len(extra)})"
+        )
     res = set_peft_model_state_dict(llm, state)
     unexpected = getattr(res, "unexpected_keys", [])
     if unexpected:

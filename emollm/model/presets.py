@@ -88,13 +88,31 @@ def _emotion_llama() -> dict[str, Any]:
         "lora": {"r": 64, "alpha": 16, "dropout": 0.05, "targets": ["q_proj", "v_proj"]},
         "modalities": {
             "frame": {
-                "encoder": {"name": "eva_vit_g", "path": f"{w}/eva_vit_g", "options": {"view": "patches4", "selection": "first"}}
+                "encoder": {
+                    "name": "eva_vit_g",
+                    "path": f"{w}/eva_vit_g",
+                    "options": {"view": "patches4", "selection": "first"},
+                }
             },
-            "face": {"encoder": {"name": "vit_mae", "path": f"{w}/mae_face", "options": {"n_frames": 8, "pooling": "mean"}}},
-            "face_clip": {"encoder": {"name": "videomae", "path": f"{w}/videomae_face", "options": {"selection": "segments"}}},
-            "audio": {"encoder": {"name": "hubert", "path": f"{w}/chinese-hubert-large", "options": {"layer": -1, "pooling": "mean"}}},
+            "face": {
+                "encoder": {"name": "vit_mae", "path": f"{w}/mae_face", "options": {"n_frames": 8, "pooling": "mean"}}
+            },
+            "face_clip": {
+                "encoder": {"name": "videomae", "path": f"{w}/videomae_face", "options": {"selection": "segments"}}
+            },
+            "audio": {
+                "encoder": {
+                    "name": "hubert",
+                    "path": f"{w}/chinese-hubert-large",
+                    "options": {"layer": -1, "pooling": "mean"},
+                }
+            },
             "frame_cls": {
-                "encoder": {"name": "eva_vit_g", "path": f"{w}/eva_vit_g", "options": {"view": "cls", "selection": "first"}}
+                "encoder": {
+                    "name": "eva_vit_g",
+                    "path": f"{w}/eva_vit_g",
+                    "options": {"view": "cls", "selection": "first"},
+                }
             },
         },
         "system_prompt": None,
@@ -107,7 +125,9 @@ def preset_dict(name: str) -> dict[str, Any]:
     return PRESETS.get(name)()
 
 
-def model_config(preset: str | None = None, data: dict[str, Any] | None = None, overrides: list[str] | tuple[str, ...] = ()) -> ModelConfig:
+def model_config(
+    preset: str | None = None, data: dict[str, Any] | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> ModelConfig:
     """A validated ModelConfig from a preset, a mapping merged over it, and dotted overrides."""
     base = preset_dict(preset) if preset else {}
     merged = deep_merge(base, data or {})

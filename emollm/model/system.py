@@ -63,7 +63,9 @@ def build_system(
     if gradient_checkpointing:
         llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         llm.config.use_cache = False
-    llm = apply_lora(llm, cfg.lora, quantized=cfg.llm.quantization != "none", gradient_checkpointing=gradient_checkpointing)
+    llm = apply_lora(
+        llm, cfg.lora, quantized=cfg.llm.quantization != "none", gradient_checkpointing=gradient_checkpointing
+    )
     hidden = llm.get_input_embeddings().weight.shape[1]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(projector_seed)
@@ -92,7 +94,9 @@ def load_system(
     if is_checkpoint(p):
         return load_checkpoint(p, device=device, overrides=overrides, gradient_checkpointing=gradient_checkpointing)
     if str(spec) in PRESETS:
-        return build_system(model_config(str(spec), overrides=overrides), device, gradient_checkpointing, source=str(spec))
+        return build_system(
+            model_config(str(spec), overrides=overrides), device, gradient_checkpointing, source=str(spec)
+        )
     if p.exists():
         raise FileNotFoundError(f"{p} is not an emollm checkpoint (no trainable.safetensors + model.yaml)")
     raise KeyError(f"{spec!r} is neither a checkpoint folder nor a preset; presets: {', '.join(PRESETS.names())}")

@@ -123,7 +123,9 @@ def _sp_llama2(vocab_size: int) -> Any:
     return tok
 
 
-def tiny_llama(hidden_size: int, intermediate_size: int, layers: int, heads: int, kv_heads: int, vocab_size: int, seed: int) -> Any:
+def tiny_llama(
+    hidden_size: int, intermediate_size: int, layers: int, heads: int, kv_heads: int, vocab_size: int, seed: int
+) -> Any:
     """A random LLaMA causal LM built from config (never downloaded)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 

@@ -12,7 +12,7 @@ from emollm.data.conversation import Conversation, Media, Message
 from emollm.inference.scoring import candidate_token_ids
 from emollm.model.checkpoint import export_merged, load_checkpoint, save_checkpoint
 from emollm.model.system import load_system
-from tests.conftest import random_features
+from emollm.testing import random_features
 
 
 def _conv(answer: str | None = None) -> Conversation:

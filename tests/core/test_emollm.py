@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from emollm.data.conversation import Conversation, Media, Message
-from tests.conftest import random_features
+from emollm.testing import random_features
 
 
 def _conv(mods: list[str], answer: str | None = None, text: str = " Which emotion?") -> Conversation:

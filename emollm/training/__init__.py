@@ -1,0 +1,1 @@
+"""Training: recipes (config), deterministic batching, engines (accelerate DDP, FSDP2, DeepSpeed), the trainer."""

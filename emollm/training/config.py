@@ -1,0 +1,178 @@
+"""Training recipes: the typed schema of ``train/*.yaml``.
+
+    name: mini
+    preset: mini                  # model preset; `model:` below is merged over it
+    model: {lora: {r: 16}}
+    data:
+      corpus: data_recipes/synthmer.yaml
+      features: {mode: auto, cache_dir: runs/features}
+    stages:
+      - {name: stage1_coarse, mixture: data_recipes/mixtures/stage1_coarse.yaml, epochs: 2}
+      - {name: stage2_fine, mixture: data_recipes/mixtures/stage2_fine.yaml, epochs: 1, lr_lora: 5.0e-5}
+
+    cfg = load_run_config("train/mini.yaml", ["stages.0.epochs=1", "precision=bf16"])
+
+Every stage trains projectors + LoRA with its own mixture and optimiser; stage *k+1* starts from stage
+*k*'s final weights. Effective batch = micro_batch_size x grad_accum x world size.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from emollm.config import (
+    ConfigError,
+    ModelConfig,
+    Strict,
+    apply_overrides,
+    deep_merge,
+    read_yaml,
+    validate,
+)
+
+
+class FeatureConfig(Strict):
+    mode: Literal["auto", "cache", "live"] = "auto"
+    """auto: compute what the cache lacks; cache: require `emollm extract` output; live: no cache."""
+    cache_dir: str = "runs/features"
+    batch_size: int = Field(16, gt=0)
+
+
+class DataConfig(Strict):
+    corpus: str
+    """A data recipe (data_recipes/*.yaml) or a prepared manifest folder."""
+    train_split: str = "train"
+    val_split: str | None = "val"
+    """Held-out split for validation (None: no validation)."""
+    prepare_if_missing: bool = False
+    """Run `emollm prepare` on `corpus` first when its manifest does not exist yet (the demo does)."""
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    num_workers: int = Field(0, ge=0)
+    length_bucketing: bool = True
+    """Group samples of similar length into batches (less padding, faster)."""
+
+
+class StageConfig(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    mixture: str = "data_recipes/mixtures/emotion_only.yaml"
+    epochs: float = Field(1.0, gt=0)
+    """Passes over the training split (fractions allowed); ignored when max_steps is set."""
+    max_steps: int | None = Field(None, gt=0)
+    """Optimiser steps for this stage (overrides epochs)."""
+    micro_batch_size: int = Field(8, gt=0)
+    grad_accum: int = Field(1, gt=0)
+    lr_projector: float = Field(1e-3, ge=0)
+    lr_lora: float = Field(2e-4, ge=0)
+    weight_decay: float = Field(0.05, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int | None = Field(None, ge=0)
+    warmup_ratio: float = Field(0.05, ge=0, le=1)
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    """Cosine/linear decay ends at this fraction of the peak learning rate."""
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    modality_dropout: float = Field(0.0, ge=0, lt=1)
+    """Drop each modality of a training sample with this probability (its placeholder and features go)."""
+    subtitle_dropout: float = Field(0.0, ge=0, lt=1)
+    """Drop the subtitle of a training sample with this probability."""
+    eval_every: int | None = Field(None, gt=0)
+    """Validate every N optimiser steps (and at the end of the stage); None: only at the end."""
+    eval_samples: int | None = Field(None, gt=0)
+    """Cap on validation samples (None: the whole split)."""
+    save_every: int | None = Field(None, gt=0)
+    """Write a resumable checkpoint every N optimiser steps (the final one is always written)."""
+    keep_last: int = Field(2, ge=1)
+    """Keep this many step checkpoints (best and final are always kept)."""
+    log_every: int = Field(10, gt=0)
+
+
+class DistributedConfig(Strict):
+    strategy: Literal["auto", "ddp", "deepspeed", "fsdp"] = "auto"
+    """auto: DDP when launched with several processes (torchrun), else single process."""
+    deepspeed_config: str | None = None
+    """DeepSpeed JSON (train/deepspeed/zero2.json ...); required with strategy deepspeed."""
+    backend: Literal["auto", "nccl", "gloo"] = "auto"
+    find_unused_parameters: bool = False
+
+
+class LoggingConfig(Strict):
+    tensorboard: bool = True
+    wandb: bool = False
+    """Log to Weights & Biases when the package is installed (never required)."""
+    wandb_project: str = "emollm"
+
+
+class RunConfig(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    preset: str | None = None
+    """Model preset the `model` section is merged over (tiny, mini, emotion-llama)."""
+    model: ModelConfig
+    data: DataConfig
+    stages: list[StageConfig] = Field(min_length=1)
+    output_dir: str | None = None
+    """Default runs/<name>."""
+    init_from: str | None = None
+    """Start from these trainable weights: an emollm checkpoint folder or an Emotion-LLaMA .pth."""
+    seed: int = 0
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    gradient_checkpointing: bool = False
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @model_validator(mode="after")
+    def _checks(self) -> RunConfig:
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stage names must be unique, got {names}")
+        if self.distributed.strategy == "deepspeed" and not self.distributed.deepspeed_config:
+            raise ValueError("distributed.deepspeed_config is required with strategy deepspeed")
+        if self.precision == "fp16" and self.distributed.strategy != "deepspeed" and self.device == "cpu":
+            raise ValueError("fp16 mixed precision needs a GPU; use bf16 or fp32 on CPU")
+        return self
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.output_dir) if self.output_dir else Path("runs") / self.name
+
+    @classmethod
+    def expand_presets(cls, data: dict[str, Any]) -> dict[str, Any]:
+        from emollm.model.presets import preset_dict
+
+        preset = data.get("preset")
+        if preset:
+            data = dict(data)
+            data["model"] = deep_merge(preset_dict(preset), data.get("model") or {})
+        return data
+
+
+def load_run_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Read a training recipe, merge the preset, apply ``key=value`` overrides (``stages.0.epochs=2``
+    addresses a stage by index), validate."""
+    data = read_yaml(path)
+    data = _apply_with_lists(data, list(overrides))
+    try:
+        data = RunConfig.expand_presets(data)
+    except KeyError as e:
+        raise ConfigError(f"{path}: {e.args[0]}") from None
+    return validate(RunConfig, data, str(path))
+
+
+def _apply_with_lists(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Like apply_overrides, but ``stages.N.key=value`` indexes into the stages list."""
+    plain = []
+    for o in overrides:
+        key, sep, raw = o.partition("=")
+        parts = key.split(".")
+        if sep and len(parts) >= 3 and parts[0] == "stages" and parts[1].isdigit():
+            idx = int(parts[1])
+            stages = data.get("stages") or []
+            if idx >= len(stages):
+                raise ConfigError(f"override {o!r}: there are only {len(stages)} stages")
+            stages[idx] = apply_overrides(dict(stages[idx]), [".".join(parts[2:]) + "=" + raw])
+        else:
+            plain.append(o)
+    return apply_overrides(data, plain)

@@ -28,6 +28,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+
 @app.callback()
 def _root() -> None:
     """Multimodal emotion recognition and reasoning with LLMs (emollm COMMAND --help for details)."""

@@ -63,7 +63,9 @@ class EncoderConfig(Strict):
         try:
             opts = spec.options_model.model_validate(self.options)
         except ValidationError as e:
-            raise ValueError(format_validation_error(spec.options_model, e, f"options of encoder {self.name!r}")) from None
+            raise ValueError(
+                format_validation_error(spec.options_model, e, f"options of encoder {self.name!r}")
+            ) from None
         self.__dict__["options"] = opts.model_dump()
         return self
 

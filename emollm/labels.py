@@ -113,11 +113,7 @@ def _add(space: LabelSpace) -> None:
 # MER2023/2024 six classes, canonical order of the official code.
 _add(LabelSpace("mer6", ("neutral", "angry", "happy", "sad", "worried", "surprise")))
 # MERR (Emotion-LLaMA) nine classes, in the order of its dataset code.
-_add(
-    LabelSpace(
-        "merr9", ("neutral", "angry", "happy", "sad", "worried", "surprise", "fear", "contempt", "doubt")
-    )
-)
+_add(LabelSpace("merr9", ("neutral", "angry", "happy", "sad", "worried", "surprise", "fear", "contempt", "doubt")))
 # DFEW / FER-style seven classes.
 _add(LabelSpace("dfew7", ("happy", "sad", "neutral", "angry", "surprise", "disgust", "fear")))
 # MELD's own surface forms (npz index order).

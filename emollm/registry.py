@@ -1,9 +1,9 @@
 """A tiny name -> builder registry used for encoders, projectors, importers, metrics and tasks.
 
-    ENCODERS = Registry("encoder")
-    @ENCODERS.register("hubert")
-    def build(...): ...
-    ENCODERS.get("hubrt")  # KeyError: unknown encoder 'hubrt'; did you mean 'hubert'? known: ...
+ENCODERS = Registry("encoder")
+@ENCODERS.register("hubert")
+def build(...): ...
+ENCODERS.get("hubrt")  # KeyError: unknown encoder 'hubrt'; did you mean 'hubert'? known: ...
 """
 
 from __future__ import annotations

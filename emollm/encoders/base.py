@@ -175,7 +175,11 @@ def weights_identity(path: str | None, tiny_seed: int | None = None, extra: dict
     else:
         p = Path(path)
         files = (
-            sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in {".safetensors", ".bin", ".json", ".pth", ".h5", ".hdf5", ".npy"})
+            sorted(
+                f
+                for f in p.rglob("*")
+                if f.is_file() and f.suffix in {".safetensors", ".bin", ".json", ".pth", ".h5", ".hdf5", ".npy"}
+            )
             if p.is_dir()
             else [p]
         )

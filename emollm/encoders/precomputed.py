@@ -76,6 +76,8 @@ class PrecomputedEncoder(Encoder):
         return torch.from_numpy(np.stack([np.asarray(b, dtype=np.float32) for b in batch]))
 
 
-@register_encoder("precomputed", PrecomputedOptions, input_kind="features", description="features read from .npy/.npz/.pt files")
+@register_encoder(
+    "precomputed", PrecomputedOptions, input_kind="features", description="features read from .npy/.npz/.pt files"
+)
 def build_precomputed(cfg: EncoderConfig) -> Encoder:
     return PrecomputedEncoder(cfg)

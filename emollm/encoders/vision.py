@@ -96,7 +96,9 @@ class ViTMAEEncoder(Encoder):
         opt = ViTMAEOptions.model_validate(cfg.options)
         if cfg.path:
             p = _need_folder("vit_mae", cfg.path)
-            model = _shared(("vit_mae", str(p)), lambda: ViTMAEModel.from_pretrained(p, mask_ratio=0.0, local_files_only=True))
+            model = _shared(
+                ("vit_mae", str(p)), lambda: ViTMAEModel.from_pretrained(p, mask_ratio=0.0, local_files_only=True)
+            )
             ident = weights_identity(str(p))
         elif cfg.tiny:
             torch.manual_seed(0)
@@ -104,8 +106,13 @@ class ViTMAEEncoder(Encoder):
                 ("vit_mae", "tiny"),
                 lambda: ViTMAEModel(
                     ViTMAEConfig(
-                        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, mask_ratio=0.0,
+                        image_size=32,
+                        patch_size=8,
+                        hidden_size=32,
+                        num_hidden_layers=2,
+                        num_attention_heads=2,
+                        intermediate_size=64,
+                        mask_ratio=0.0,
                     )
                 ),
             )
@@ -171,8 +178,14 @@ class VideoMAEEncoder(Encoder):
                 ("videomae", "tiny"),
                 lambda: VideoMAEModel(
                     VideoMAEConfig(
-                        image_size=32, patch_size=8, num_frames=4, tubelet_size=2, hidden_size=32,
-                        num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                        image_size=32,
+                        patch_size=8,
+                        num_frames=4,
+                        tubelet_size=2,
+                        hidden_size=32,
+                        num_hidden_layers=2,
+                        num_attention_heads=2,
+                        intermediate_size=64,
                     )
                 ),
             )
@@ -230,7 +243,9 @@ def _load_blip2_vision(p: Path) -> Any:
         model = Blip2VisionModel(vcfg)
         state: dict[str, torch.Tensor] = {}
         for f in sorted(p.glob("*.safetensors")):
-            state.update({k.removeprefix("vision_model."): v for k, v in load_file(f).items() if k.startswith("vision_model.")})
+            state.update(
+                {k.removeprefix("vision_model."): v for k, v in load_file(f).items() if k.startswith("vision_model.")}
+            )
         if not state:
             raise FileNotFoundError(f"eva_vit_g: no vision_model.* tensors in safetensors files under {p}")
         missing, unexpected = model.load_state_dict(state, strict=False)
@@ -257,7 +272,11 @@ class EvaViTgEncoder(Encoder):
                 ("eva_vit_g", "tiny"),
                 lambda: Blip2VisionModel(
                     Blip2VisionConfig(
-                        image_size=56, patch_size=14, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        image_size=56,
+                        patch_size=14,
+                        hidden_size=32,
+                        num_hidden_layers=2,
+                        num_attention_heads=2,
                         intermediate_size=64,
                     )
                 ),
@@ -312,6 +331,8 @@ class EvaViTgEncoder(Encoder):
         return torch.stack(outs).cpu()
 
 
-@register_encoder("eva_vit_g", EvaViTgOptions, input_kind="frames", description="EVA ViT-g/14 frame encoder (BLIP-2 vision)")
+@register_encoder(
+    "eva_vit_g", EvaViTgOptions, input_kind="frames", description="EVA ViT-g/14 frame encoder (BLIP-2 vision)"
+)
 def build_eva_vit_g(cfg: EncoderConfig) -> Encoder:
     return EvaViTgEncoder(cfg)

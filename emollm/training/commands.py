@@ -38,6 +38,7 @@ def register(app: typer.Typer) -> None:
                 sys.executable,
                 "-m",
                 "torch.distributed.run",
+                "--standalone",
                 f"--nproc_per_node={nproc_per_node}",
                 "-m",
                 "emollm",

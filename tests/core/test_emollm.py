@@ -26,7 +26,11 @@ def test_count_mismatch_names_both_numbers(tiny_system) -> None:
     with pytest.raises(ValueError, match=r"'audio'.*1 placeholder tokens but 0"):
         s.model(batch["input_ids"], batch["attention_mask"], batch["labels"], features={})
     with pytest.raises(ValueError, match="unknown modalities"):
-        s.model(batch["input_ids"], batch["attention_mask"], features={**random_features(s, {"audio": 1}), "smell": torch.zeros(1, 1, 3)})
+        s.model(
+            batch["input_ids"],
+            batch["attention_mask"],
+            features={**random_features(s, {"audio": 1}), "smell": torch.zeros(1, 1, 3)},
+        )
 
 
 def test_features_land_exactly_on_placeholders(tiny_system) -> None:
@@ -117,8 +121,11 @@ def test_generate_with_features(tiny_system) -> None:
     assert not (set(out.flatten().tolist()) & pids)
     # left padding must not change a sample's continuation
     alone = s.model.generate(
-        torch.tensor([encs[0].input_ids]), torch.ones(1, len(encs[0]), dtype=torch.long),
-        {"audio": feats["audio"][:1]}, max_new_tokens=5, min_new_tokens=5,
+        torch.tensor([encs[0].input_ids]),
+        torch.ones(1, len(encs[0]), dtype=torch.long),
+        {"audio": feats["audio"][:1]},
+        max_new_tokens=5,
+        min_new_tokens=5,
     )
     assert torch.equal(alone[0], out[0])
 

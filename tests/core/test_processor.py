@@ -104,7 +104,9 @@ def test_unknown_modality_and_bad_roles_raise() -> None:
 def test_left_padding_for_generation() -> None:
     p = _proc("bpe-chatml", {"audio": 1})
     a = p.encode(Conversation([Message("user", [Media("audio"), " hi"])]), generation=True)
-    b = p.encode(Conversation([Message("user", [Media("audio"), " a much longer question about the person"])]), generation=True)
+    b = p.encode(
+        Conversation([Message("user", [Media("audio"), " a much longer question about the person"])]), generation=True
+    )
     batch = p.collate([a, b], padding_side="left")
     assert batch["input_ids"].shape[1] == len(b)
     pad = len(b) - len(a)

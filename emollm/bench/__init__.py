@@ -1,0 +1,1 @@
+"""emollm.bench."""

@@ -127,16 +127,32 @@ def collate_training(
     return batch
 
 
+def answer_positions(labels: torch.Tensor) -> torch.Tensor:
+    """Boolean ``[B, L]``: positions whose logits predict an answer token (for ``logits_to_keep``)."""
+    keep = torch.zeros_like(labels, dtype=torch.bool)
+    keep[:, :-1] = labels[:, 1:] != -100
+    return keep
+
+
 def answer_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean over samples of the mean next-token cross-entropy over that sample's answer tokens.
 
-    ``logits [B, L, V]``, ``labels [B, L]`` (-100 where no loss). Per-sample averaging makes the
-    gradient of a global batch independent of how it is split across ranks and micro-batches."""
+    ``logits`` is either ``[B, L, V]`` or the answer positions only, ``[N, V]`` / ``[1, N, V]`` in
+    row-major order of ``answer_positions(labels)`` (what the LLM returns with
+    ``logits_to_keep=answer_positions(labels)``, which skips the vocabulary projection elsewhere).
+    ``labels [B, L]`` (-100 where no loss). Per-sample averaging makes the gradient of a global batch
+    independent of how it is split across ranks and micro-batches."""
     tgt = labels[:, 1:]
     mask = tgt != -100
     if not bool(mask.any()):
         raise ValueError("batch has no answer tokens (every label is -100)")
-    sel = logits[:, :-1][mask].float()  # [N, V]
+    n = int(mask.sum())
+    if logits.dim() == 3 and logits.shape[:2] == labels.shape:
+        sel = logits[:, :-1][mask].float()  # [N, V]
+    else:
+        sel = logits.reshape(-1, logits.shape[-1]).float()
+        if sel.shape[0] != n:
+            raise ValueError(f"got logits for {sel.shape[0]} positions but the labels have {n} answer tokens")
     tok = torch.nn.functional.cross_entropy(sel, tgt[mask], reduction="none")  # [N]
     counts = mask.sum(1)  # [B]
     sample_idx = torch.arange(labels.shape[0], device=labels.device).repeat_interleave(counts)

@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 
 from emollm.training.config import RunConfig, StageConfig
-from emollm.training.data import answer_loss
+from emollm.training.data import answer_loss, answer_positions
 
 
 def world() -> tuple[int, int, int]:
@@ -75,12 +75,14 @@ def gather_objects(obj: Any) -> list[Any]:
 
 def _forward_loss(model: Any, batch: dict[str, Any], device: torch.device) -> torch.Tensor:
     feats = {k: v.to(device, non_blocking=True) for k, v in batch["features"].items()}
+    labels = batch["labels"].to(device, non_blocking=True)
     out = model(
         input_ids=batch["input_ids"].to(device, non_blocking=True),
         attention_mask=batch["attention_mask"].to(device, non_blocking=True),
         features=feats,
+        logits_to_keep=answer_positions(labels),  # project to the vocabulary only where the loss is
     )
-    return answer_loss(out.logits, batch["labels"].to(device, non_blocking=True))
+    return answer_loss(out.logits, labels)
 
 
 class Engine:

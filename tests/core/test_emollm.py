@@ -150,3 +150,20 @@ def test_score_labels_shared_prefix_matches_full(tiny_system) -> None:
     out = s.model(fb["input_ids"], fb["attention_mask"], fb["labels"], features={"audio": feats["audio"][:1]})
     n = sum(1 for x in full.labels if x != -100)
     assert torch.allclose(-out.loss * n, a[0, 2], atol=1e-4)
+
+
+def test_answer_loss_on_kept_positions_equals_full_logits(tiny_system) -> None:
+    from emollm.training.data import answer_loss, answer_positions
+
+    s = tiny_system
+    encs = [s.processor.encode(_conv(["audio"], a)) for a in ("happy", "a much longer answer about surprise")]
+    b = s.processor.collate(encs)
+    feats = random_features(s, {"audio": 2})
+    full = s.model(b["input_ids"], b["attention_mask"], features=feats).logits
+    kept = s.model(b["input_ids"], b["attention_mask"], features=feats, logits_to_keep=answer_positions(b["labels"])).logits
+    assert kept.numel() < full.numel()
+    assert torch.allclose(answer_loss(full, b["labels"]), answer_loss(kept, b["labels"]), atol=1e-6)
+    # per-sample mean: both samples weigh the same whatever their answer length
+    l0 = answer_loss(full[:1], b["labels"][:1])
+    l1 = answer_loss(full[1:], b["labels"][1:])
+    assert torch.allclose(answer_loss(full, b["labels"]), (l0 + l1) / 2, atol=1e-6)

@@ -1,0 +1,158 @@
+"""Model-level commands: ``emollm doctor``, ``emollm ls``, ``emollm export``, ``emollm validate``.
+
+    emollm doctor                       # versions, device, which presets have their weights, what is missing
+    emollm ls encoders|projectors|presets|labels|importers|tasks|recipes
+    emollm export runs/mini/final --out exported/mini      # merge LoRA -> standalone HF folder
+    emollm validate train/mini.yaml     # load and type-check any shipped YAML without building anything
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def _doctor_rows() -> list[tuple[str, str, str]]:
+    """(item, status, detail) rows for ``emollm doctor``."""
+    import importlib.util
+    import platform
+    from importlib import metadata
+
+    import torch
+
+    rows: list[tuple[str, str, str]] = []
+    rows.append(("python", "ok", platform.python_version()))
+    for pkg in ("emollm", "torch", "transformers", "peft", "accelerate", "deepspeed", "bitsandbytes", "datasets", "opensmile", "av"):
+        try:
+            rows.append((pkg, "ok", metadata.version(pkg)))
+        except metadata.PackageNotFoundError:
+            rows.append((pkg, "missing", "pip install -e . (make setup)"))
+    for bad in ("torchvision", "torchaudio", "timm", "torchcodec"):
+        if importlib.util.find_spec(bad) is not None:
+            rows.append((bad, "warning", "installed: CUDA-linked builds break transformers on CPU machines; uninstall it"))
+    if torch.cuda.is_available():
+        names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+        rows.append(("device", "ok", f"cuda x{torch.cuda.device_count()}: {names}"))
+    else:
+        rows.append(("device", "ok", f"cpu ({torch.get_num_threads()} threads); bf16 matmul: {_cpu_bf16()}"))
+    from emollm.model.llm import SMOLLM2_GGUF, find_packaged_file
+
+    for pkg, fname, what in (
+        (*SMOLLM2_GGUF, "mini LLM (SmolLM2-135M-Instruct GGUF)"),
+        ("fer", "data/emotion_model.hdf5", "mini face encoder (FER2013 CNN)"),
+        ("fer", "data/haarcascade_frontalface_default.xml", "face detector (Haar cascade)"),
+        ("skimage", "data/astronaut.png", "real test face (scikit-image)"),
+    ):
+        try:
+            rows.append((what, "ok", str(find_packaged_file(pkg, fname))))
+        except FileNotFoundError as e:
+            rows.append((what, "missing", str(e)))
+    from emollm.model.presets import model_config, weights_root
+
+    cfg = model_config("emotion-llama")
+    paths = [("llm", cfg.llm.path)] + [(m, mc.encoder.path) for m, mc in cfg.modalities.items()]
+    seen = set()
+    for name, p in paths:
+        if p is None or p in seen:
+            continue
+        seen.add(p)
+        ok = (Path(p) / "config.json").is_file()
+        rows.append((f"emotion-llama {name}", "ok" if ok else "missing", f"{p}" + ("" if ok else " (no config.json; set EMOLLM_WEIGHTS)")))
+    rows.append(("EMOLLM_WEIGHTS", "info", weights_root()))
+    from emollm.paths import conformance_root, home
+
+    rows.append(("EMOLLM_HOME", "info", str(home())))
+    rows.append(("conformance kit", "ok" if conformance_root() else "absent", str(conformance_root() or "tests skip it")))
+    return rows
+
+
+def _cpu_bf16() -> str:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    if "amx_bf16" in flags:
+        return "AMX (fast: use precision=bf16)"
+    if "avx512_bf16" in flags:
+        return "AVX512-BF16 (use precision=bf16)"
+    return "emulated (use fp32)"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("doctor")
+    def doctor() -> None:
+        """Versions, device, which presets have their weights and what is missing (and where it was looked for)."""
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(title="emollm doctor")
+        for c in ("item", "status", "detail"):
+            t.add_column(c, overflow="fold")
+        colors = {"ok": "green", "missing": "red", "warning": "yellow", "absent": "yellow", "info": "cyan"}
+        for item, status, detail in _doctor_rows():
+            t.add_row(item, f"[{colors.get(status, 'white')}]{status}[/]", detail)
+        Console().print(t)
+
+    @app.command("ls")
+    def ls(what: str = typer.Argument(..., help="encoders | projectors | presets | labels | importers | tasks | recipes | mixtures")) -> None:
+        """List registered components by short name."""
+        from emollm.paths import resource_root
+
+        root = resource_root()
+        if what == "encoders":
+            from emollm.encoders import ENCODERS
+
+            for n in ENCODERS.names():
+                spec = ENCODERS.get(n)
+                typer.echo(f"{n:12s} input={spec.input_kind:8s} {spec.description}")
+        elif what == "projectors":
+            from emollm.model.projectors import PROJECTORS
+
+            typer.echo("\n".join(PROJECTORS.names()))
+        elif what == "presets":
+            from emollm.model.presets import PRESETS, model_config
+
+            for n in PRESETS.names():
+                try:
+                    cfg = model_config(n)
+                    mods = ", ".join(f"{m}={mc.encoder.name}" for m, mc in cfg.modalities.items())
+                    typer.echo(f"{n:14s} llm={cfg.llm.source}:{cfg.llm.path or 'random'}  {mods}")
+                except Exception as e:  # noqa: BLE001 - listing must not fail on one preset
+                    typer.echo(f"{n:14s} (invalid: {e})")
+        elif what == "labels":
+            from emollm.labels import LABEL_SPACES
+
+            for n in LABEL_SPACES.names():
+                typer.echo(f"{n:12s} {', '.join(LABEL_SPACES.get(n).labels)}")
+        elif what == "importers":
+            from emollm.data.importers import IMPORTERS
+
+            typer.echo("\n".join(IMPORTERS.names()))
+        elif what in ("tasks", "recipes", "mixtures", "suites"):
+            folder = {"tasks": "eval/tasks", "recipes": "data_recipes", "mixtures": "data_recipes/mixtures", "suites": "eval/suites"}[what]
+            for p in sorted((root / folder).glob("*.yaml")):
+                typer.echo(p.stem)
+        else:
+            raise KeyError(f"unknown listing {what!r}; choose encoders, projectors, presets, labels, importers, tasks, recipes, mixtures, suites")
+
+    @app.command("export")
+    def export(
+        checkpoint: Path = typer.Argument(..., help="checkpoint folder (runs/<name>/final)"),
+        out: Path = typer.Option(..., "--out", help="output folder"),
+    ) -> None:
+        """Merge LoRA into the LLM and write a standalone folder (HF model + tokenizer + projectors + model.yaml)."""
+        from emollm.model.checkpoint import export_merged
+        from emollm.model.system import load_system
+
+        system = load_system(checkpoint)
+        path = export_merged(system, out)
+        typer.echo(f"exported to {path} (load with `emollm chat --checkpoint {path}` or AutoModelForCausalLM for the LLM alone)")
+
+    @app.command("validate")
+    def validate(path: Path = typer.Argument(..., help="a training recipe, data recipe, mixture, eval task/suite YAML")) -> None:
+        """Load and type-check a YAML file without building any model."""
+        from emollm.validate import validate_yaml
+
+        kind = validate_yaml(path)
+        typer.echo(f"{path}: valid {kind}")

@@ -1,0 +1,90 @@
+"""Validate any shipped YAML by where it lives (used by ``emollm validate`` and the config tests).
+
+    validate_yaml("train/mini.yaml")                        # -> "training recipe"
+    validate_yaml("data_recipes/mixtures/stage2_fine.yaml")  # -> "instruction mixture"
+
+Nothing heavy is built: configs are parsed and type-checked, registries consulted, referenced files
+(mixtures, instruction pools, DeepSpeed JSON) checked to exist.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from emollm.config import ConfigError
+
+
+def _kind(path: Path) -> str:
+    parts = path.resolve().parts
+    name = path.name
+    if path.suffix == ".json" and "deepspeed" in parts:
+        return "deepspeed"
+    if "mixtures" in parts:
+        return "mixture"
+    if "data_recipes" in parts:
+        return "data_recipe"
+    if "train" in parts:
+        return "train"
+    if "tasks" in parts and "eval" in parts:
+        return "eval_task"
+    if "suites" in parts and "eval" in parts:
+        return "eval_suite"
+    if "instructions" in parts and "prompts" in parts:
+        return "instructions"
+    if "robustness" in parts and "prompts" in parts:
+        return "robustness"
+    raise ConfigError(f"{path}: cannot tell what kind of file {name!r} is from its folder")
+
+
+def validate_yaml(path: str | Path) -> str:
+    p = Path(path)
+    kind = _kind(p)
+    if kind == "deepspeed":
+        try:
+            json.loads(p.read_text())
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{p}: not valid JSON: {e}") from None
+        return "DeepSpeed config"
+    if kind == "mixture":
+        from emollm.data.instructions import InstructionRecipe, load_mixture
+        from emollm.labels import label_space
+
+        InstructionRecipe(load_mixture(p), label_space("mer6"))  # checks every pool exists and fits its target
+        return "instruction mixture"
+    if kind == "data_recipe":
+        from emollm.data.prepare import load_recipe
+
+        load_recipe(p)
+        return "data recipe"
+    if kind == "train":
+        from emollm.data.instructions import load_mixture
+        from emollm.training.config import load_run_config
+
+        cfg = load_run_config(p)
+        for st in cfg.stages:
+            load_mixture(st.mixture)
+        if cfg.distributed.deepspeed_config:
+            from emollm.paths import resolve_resource
+
+            resolve_resource(cfg.distributed.deepspeed_config, "DeepSpeed config")
+        return "training recipe"
+    if kind == "instructions":
+        from emollm.data.instructions import load_pool
+
+        load_pool(str(p))
+        return "instruction pool"
+    if kind == "eval_task":
+        from emollm.evaluation.tasks import load_task
+
+        load_task(p)
+        return "eval task"
+    if kind == "eval_suite":
+        from emollm.evaluation.tasks import load_suite
+
+        load_suite(p)
+        return "eval suite"
+    from emollm.evaluation.variants import load_variants
+
+    load_variants(p)
+    return "robustness variants"

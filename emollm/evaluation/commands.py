@@ -3,6 +3,8 @@
     emollm score --metric ov --gold check-openset.csv --pred predict-openset.csv --synonyms openset-synonym.zip
     emollm score --metric mer2023 --split test1 --gold test1-label.csv --pred pred.csv --bootstrap 1000
     emollm score --metric wheel --gold ov.csv --pred pred.csv --wheel emotion_wheel --wheel-version mer2026
+    emollm eval --checkpoint runs/mini/final --suite eval/suites/synthmer.yaml
+    emollm eval -c mini --tasks mer2023_test1 --root mer2023=/data/MER2023 --limit 50
 
 ``score`` prints the result as JSON on stdout (and writes it atomically with ``--out``); bad input
 (missing or malformed files, unknown names or labels, wrong options) prints one ``error:`` line on
@@ -71,6 +73,101 @@ def score_command(
     typer.echo(text)
 
 
+def eval_command(
+    checkpoint: str | None = typer.Option(
+        None, "--checkpoint", "-c", help="Checkpoint folder, or a preset name (tiny-fast, mini...) for zero-shot runs."
+    ),
+    tasks: str | None = typer.Option(None, "--tasks", "-t", help="Comma-separated task names (eval/tasks) or YAMLs."),
+    suite: str | None = typer.Option(None, "--suite", "-s", help="A suite YAML (eval/suites/*.yaml) or suite name."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output folder (default runs/eval/<checkpoint name>)."),
+    root: list[str] = typer.Option(
+        [], "--root", "-r", help="NAME=DIR: a data root (corpus folder or prepared manifest) or a resource folder."
+    ),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="At most N samples per task (the first ones)."),
+    shard: str = typer.Option(
+        "0/1", "--shard", help="i/n: run blocks i, i+n, ... of --batch-size samples (same batch size in every shard)."
+    ),
+    merge: bool = typer.Option(False, "--merge", help="Only combine the records of all shards and write the report."),
+    batch_size: int = typer.Option(8, "--batch-size", "-b", min=1, help="Samples per model batch."),
+    device: str | None = typer.Option(None, "--device", help="torch device (cpu, cuda, cuda:1); default: cpu."),
+    features: str = typer.Option("runs/features", "--features", help="Feature cache folder (shared with training)."),
+    feature_mode: str = typer.Option("auto", "--feature-mode", help="auto | cache | live."),
+    modalities: str = typer.Option(
+        "auto", "--modalities", help="Base input: auto (checkpoint: all; preset: subtitle only), all, none, or a list."
+    ),
+    reading: str | None = typer.Option(None, "--reading", help="Generated labels: clean or published (last word)."),
+    method: str | None = typer.Option(None, "--method", help="Classification answers: score_labels or generate."),
+    judge: Path | None = typer.Option(None, "--judge", help="LLM judge config YAML for explanation tasks."),
+    list_tasks: bool = typer.Option(False, "--list", help="List the shipped tasks and suites, then exit."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Evaluate a checkpoint or preset on tasks or a suite: results.json, report.md, plots, submission CSVs."""
+    from emollm.config import ConfigError
+
+    try:
+        if list_tasks:
+            _list_tasks()
+            return
+        if checkpoint is None:
+            raise ValueError("--checkpoint is required (a checkpoint folder or a preset name)")
+        from emollm.evaluation.report import print_summary
+        from emollm.evaluation.runner import EvalOptions, parse_shard, run_eval
+        from emollm.evaluation.tasks import parse_roots
+
+        opts = EvalOptions.model_validate(
+            {
+                "checkpoint": checkpoint,
+                "tasks": [t.strip() for t in (tasks or "").split(",") if t.strip()],
+                "suite": suite,
+                "out": str(out) if out else None,
+                "roots": parse_roots(root),
+                "limit": limit,
+                "shard": parse_shard(shard),
+                "merge": merge,
+                "batch_size": batch_size,
+                "device": device,
+                "features": features,
+                "feature_mode": feature_mode,
+                "modalities": modalities,
+                "reading": reading,
+                "method": method,
+                "judge": str(judge) if judge else None,
+                "progress": not quiet,
+            }
+        )
+        outcome = run_eval(opts)
+    except (ConfigError, ValueError, KeyError, FileNotFoundError) as e:
+        msg = str(e.args[0] if isinstance(e, KeyError) and e.args else e)
+        typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    if not outcome.complete:
+        s = outcome.stats
+        typer.echo(
+            f"shard {shard} done: {s['computed']} answers computed, {s['reused']} reused; {outcome.missing} answers "
+            f"of other shards are still missing. When every shard has finished, run the same command with --merge."
+        )
+        return
+    assert outcome.results is not None
+    print_summary(outcome.results)
+    typer.echo(f"results: {outcome.out_dir / 'results.json'}  report: {outcome.out_dir / 'report.md'}")
+
+
+def _list_tasks() -> None:
+    from emollm.evaluation.tasks import load_task, suite_dir, task_files
+
+    rows = [("task", "benchmark", "kind", "split", "root", "metrics")]
+    for name in task_files():
+        t = load_task(name)
+        root = t.data.root or t.data.recipe or t.data.manifest or ""
+        metrics = ", ".join(m.name for m in t.metrics) or "judge-free + judge"
+        rows.append((name, t.benchmark, t.kind, t.data.split, str(root), metrics))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
+    typer.echo("suites: " + ", ".join(p.stem for p in sorted(suite_dir().glob("*.yaml"))))
+
+
 def register(app: typer.Typer) -> None:
     """Add the evaluation commands to the ``emollm`` app."""
     app.command("score")(score_command)
+    app.command("eval")(eval_command)

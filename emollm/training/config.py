@@ -57,23 +57,35 @@ class DataConfig(Strict):
 
 class StageConfig(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    """Stage name: its checkpoints go to runs/<run>/<stage>/."""
     mixture: str = "data_recipes/mixtures/emotion_only.yaml"
+    """Instruction mixture (data_recipes/mixtures/*.yaml): tasks, weights, subtitles."""
     epochs: float = Field(1.0, gt=0)
     """Passes over the training split (fractions allowed); ignored when max_steps is set."""
     max_steps: int | None = Field(None, gt=0)
     """Optimiser steps for this stage (overrides epochs)."""
     micro_batch_size: int = Field(8, gt=0)
+    """Samples per process per forward pass."""
     grad_accum: int = Field(1, gt=0)
+    """Micro-batches per optimiser step (effective batch = micro x accum x world size)."""
     lr_projector: float = Field(1e-3, ge=0)
+    """Peak learning rate of the projectors."""
     lr_lora: float = Field(2e-4, ge=0)
+    """Peak learning rate of the LoRA adapters."""
     weight_decay: float = Field(0.05, ge=0)
+    """AdamW decay (not applied to biases and 1-d weights)."""
     betas: tuple[float, float] = (0.9, 0.999)
+    """AdamW betas."""
     warmup_steps: int | None = Field(None, ge=0)
+    """Linear warm-up steps (overrides warmup_ratio)."""
     warmup_ratio: float = Field(0.05, ge=0, le=1)
+    """Warm-up as a fraction of the stage's steps."""
     schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    """Decay after warm-up."""
     min_lr_ratio: float = Field(0.1, ge=0, le=1)
     """Cosine/linear decay ends at this fraction of the peak learning rate."""
     max_grad_norm: float | None = Field(1.0, gt=0)
+    """Clip the global gradient norm (None: no clipping)."""
     modality_dropout: float = Field(0.0, ge=0, lt=1)
     """Drop each modality of a training sample with this probability (its placeholder and features go)."""
     subtitle_dropout: float = Field(0.0, ge=0, lt=1)
@@ -87,6 +99,7 @@ class StageConfig(Strict):
     keep_last: int = Field(2, ge=1)
     """Keep this many step checkpoints (best and final are always kept)."""
     log_every: int = Field(10, gt=0)
+    """Log training metrics every N optimiser steps."""
 
 
 class DistributedConfig(Strict):
@@ -107,19 +120,27 @@ class LoggingConfig(Strict):
 
 class RunConfig(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    """Run name: the default output folder is runs/<name>."""
     preset: str | None = None
     """Model preset the `model` section is merged over (tiny, mini, emotion-llama)."""
     model: ModelConfig
+    """The model (merged over `preset`)."""
     data: DataConfig
+    """Corpus, splits and features."""
     stages: list[StageConfig] = Field(min_length=1)
+    """Training stages, run in order; each starts from the previous stage's final weights."""
     output_dir: str | None = None
     """Default runs/<name>."""
     init_from: str | None = None
     """Start from these trainable weights: an emollm checkpoint folder or an Emotion-LLaMA .pth."""
     seed: int = 0
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    """Seeds data order, task draws, dropout and projector initialisation."""
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "fp32"
+    """Mixed precision: auto = bf16 where it is fast (GPUs with bf16, CPUs with AVX512-BF16/AMX), else fp32."""
     gradient_checkpointing: bool = False
+    """Recompute LLM activations in the backward pass (less memory, about 30% more time)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    """auto: CUDA when available (the local rank's GPU under torchrun), else CPU."""
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 

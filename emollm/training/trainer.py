@@ -253,6 +253,10 @@ class Trainer:
         self.manifest = preflight(cfg)
         self.device = resolve_device(cfg)
         self.strategy = resolve_strategy(cfg)
+        if cfg.precision == "auto":
+            from emollm.model.llm import bf16_fast
+
+            cfg.precision = "bf16" if bf16_fast(self.device) else "fp32"  # the resolved value is what run.json records
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         _set_seed(cfg.seed)

@@ -11,7 +11,6 @@ hits and misses per modality. Re-running is all hits; changing an encoder option
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import typer
@@ -45,48 +44,33 @@ def register(app: typer.Typer) -> None:
         """Extract encoder features for a corpus into the cache."""
         from rich.console import Console
         from rich.table import Table
-        from tqdm import tqdm
 
         from emollm.data.manifests import open_manifest
-        from emollm.encoders import build_encoder
-        from emollm.features.cache import FeatureCache
-        from emollm.features.featurizer import Featurizer
+        from emollm.features.extract import extract_corpus
         from emollm.media.noise import NoiseSpec
         from emollm.model.resolve import model_config_for
 
         console = Console(stderr=True)
         man = open_manifest(corpus)
         cfg = model_config_for(model, override or [])
-        mods = [m.strip() for m in encoders.split(",") if m.strip()] or list(cfg.modalities)
-        by_encoder = {mc.encoder.name: m for m, mc in cfg.modalities.items()}
-        mods = [by_encoder.get(m, m) for m in mods]
-        bad = [m for m in mods if m not in cfg.modalities]
-        if bad:
-            raise KeyError(f"--encoders {bad} are not modalities or encoders of {model!r}: {list(cfg.modalities)}")
-        samples = man.split(split) if split else man.samples
-        i, n = parse_shard(shard)
-        samples = samples[i::n]
-        built = {m: build_encoder(cfg.modalities[m].encoder) for m in mods}
-        cache = FeatureCache(cache_dir)
-        noise = NoiseSpec(seed=noise_seed) if noise_seed >= 0 else None
-        fz = Featurizer(built, cache, mode="auto", noise=noise, batch_size=batch_size)
-        t0 = time.perf_counter()
-        missing: dict[str, int] = {}
-        chunk = max(batch_size, 16)
-        for b in tqdm(range(0, len(samples), chunk), desc=f"extract {man.root.name}", unit="batch"):
-            for sf in fz(samples[b : b + chunk], man.root, mods):
-                for m in sf.missing:
-                    missing[m] = missing.get(m, 0) + 1
-        dt = time.perf_counter() - t0
-        st = cache.stats
-        table = Table(title=f"features for {len(samples)} samples ({man.root}) -> {cache_dir}")
+        stats = extract_corpus(
+            man,
+            cfg,
+            cache_dir,
+            [m.strip() for m in encoders.split(",") if m.strip()],
+            split or None,
+            batch_size,
+            parse_shard(shard),
+            NoiseSpec(seed=noise_seed) if noise_seed >= 0 else None,
+        )
+        st = stats.cache
+        table = Table(title=f"features for {stats.n_samples} samples ({man.root}) -> {cache_dir}")
         for col in ("modality", "encoder", "dim x tokens", "absent"):
             table.add_column(col)
-        for m in mods:
-            e = built[m]
-            table.add_row(m, e.name, f"{e.dim} x {e.tokens_per_item}", str(missing.get(m, 0)))
+        for m, e in stats.encoders.items():
+            table.add_row(m, e.name, f"{e.dim} x {e.tokens_per_item}", str(stats.absent.get(m, 0)))
         console.print(table)
         console.print(
             f"cache hits {st['hits']}, misses {st['misses']}, written {st['writes']}, corrupt {st['corrupt']}; "
-            f"{len(samples) / max(dt, 1e-9):.1f} samples/s in {dt:.1f}s"
+            f"{stats.samples_per_s:.1f} samples/s in {stats.seconds:.1f}s"
         )

@@ -95,6 +95,19 @@ class Featurizer:
                     out[i].features[m] = torch.from_numpy(enc.load(s.id))
                     continue
                 kind = enc.input_kind
+                sources = bundle.source_files(kind)
+                if not sources:
+                    out[i].missing[m] = "no audio track or audio file" if kind == "audio" else "no video or image"
+                    continue
+                key = None
+                variant = bundle.variant(enc.media)
+                if self.cache is not None:  # a hit needs no container to be opened
+                    key = self.cache.key(enc.identity, variant, sources)
+                    hit = self.cache.get(key)
+                    if hit is not None:
+                        out[i].features[m] = hit
+                        self.counts["cached"] += 1
+                        continue
                 try:
                     available = bundle.available(kind)
                 except Exception as e:  # unreadable container
@@ -102,20 +115,11 @@ class Featurizer:
                 if not available:
                     out[i].missing[m] = "no audio track or audio file" if kind == "audio" else "no video or image"
                     continue
-                key = None
-                variant = bundle.variant(enc.media)
-                if self.cache is not None:
-                    key = self.cache.key(enc.identity, variant, bundle.source_files(kind))
-                    hit = self.cache.get(key)
-                    if hit is not None:
-                        out[i].features[m] = hit
-                        self.counts["cached"] += 1
-                        continue
-                    if self.mode == "cache":
-                        raise FeatureError(
-                            f"sample {s.id!r}: {m!r} features are not in the cache {self.cache.root} "
-                            f"(run `emollm extract` first, or set features.mode=auto)"
-                        )
+                if self.cache is not None and self.mode == "cache":
+                    raise FeatureError(
+                        f"sample {s.id!r}: {m!r} features are not in the cache {self.cache.root} "
+                        f"(run `emollm extract` first, or set features.mode=auto)"
+                    )
                 try:
                     data = bundle.get(enc.media)
                 except Exception as e:

@@ -129,8 +129,9 @@ class Predictor:
         was_training = model.training
         model.eval()
         results: list[LabelResult | None] = [None] * len(convs)
-        for idx in self._batches(convs):
-            batch, f = self._inputs(convs, feats, idx)
+        batches, encs = self._batches(convs)
+        for idx in batches:
+            batch, f = self._inputs(encs, feats, idx)
             cands = self.candidates(convs[idx[0]], labels)
             logp = model.score_labels(batch["input_ids"], batch["attention_mask"], f, cands).float().cpu()
             probs = logp.softmax(-1)
@@ -168,8 +169,9 @@ class Predictor:
         was_training = model.training
         model.eval()
         out: list[str | None] = [None] * len(convs)
-        for idx in self._batches(convs):
-            batch, f = self._inputs(convs, feats, idx)
+        batches, encs = self._batches(convs)
+        for idx in batches:
+            batch, f = self._inputs(encs, feats, idx)
             new = model.generate(batch["input_ids"], batch["attention_mask"], f, **gen_kwargs)
             for row, i in enumerate(idx):
                 out[i] = self.system.processor.decode(new[row])

@@ -168,36 +168,34 @@ class EmoLLM(nn.Module):
         return cand, cmask
 
     def _score_shared(
-        self,
-        ids: torch.Tensor,
-        att: torch.Tensor,
-        features: dict[str, torch.Tensor] | None,
-        candidate_ids: list[list[int]],
+        self, ids: torch.Tensor, att: torch.Tensor, features: dict[str, torch.Tensor] | None, candidate_ids: list[list[int]]
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The prompt runs once; each candidate continues from its KV cache, which is cropped back to the
+        prompt afterwards (one cache in memory, not one copy per candidate)."""
         B, C = ids.shape[0], len(candidate_ids)
         cand, cmask = self._cands(candidate_ids)
         pos = (att.cumsum(-1) - 1).clamp(min=0)
         emb = self.embed(ids, features)
-        out = self.llm(inputs_embeds=emb, attention_mask=att, position_ids=pos, use_cache=True)
+        out = self.llm(inputs_embeds=emb, attention_mask=att, position_ids=pos, use_cache=True, logits_to_keep=1)
         first = F.log_softmax(out.logits[:, -1].float(), dim=-1)  # [B, V]
-        total = first[:, cand[:, 0]]  # [B, C]
+        total = first[:, cand[:, 0]].clone()  # [B, C]
         if cand.shape[1] > 1:
             cache = out.past_key_values
-            cache.reorder_cache(torch.arange(B, device=ids.device).repeat_interleave(C))
-            cont = cand[:, :-1].repeat(B, 1)  # [B*C, Lc-1]
-            cont_att = torch.cat([att.repeat_interleave(C, 0), cmask[:, :-1].repeat(B, 1)], dim=1)
-            cont_pos = pos[:, -1:].repeat_interleave(C, 0) + torch.arange(1, cand.shape[1], device=ids.device)
-            out2 = self.llm(
-                inputs_embeds=self.llm.get_input_embeddings()(cont),
-                attention_mask=cont_att,
-                position_ids=cont_pos,
-                past_key_values=cache,
-                use_cache=False,
-            )
-            lp = F.log_softmax(out2.logits.float(), dim=-1)  # [B*C, Lc-1, V]
-            tgt = cand[:, 1:].repeat(B, 1)
-            tok = lp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1) * cmask[:, 1:].repeat(B, 1)
-            total = total + tok.sum(-1).view(B, C)
+            embed_tokens = self.llm.get_input_embeddings()
+            for c in range(C):
+                n = int(cmask[c].sum())
+                if n < 2:
+                    continue
+                cont = cand[c, : n - 1].unsqueeze(0).expand(B, -1)  # [B, n-1]
+                cont_att = torch.cat([att, torch.ones_like(cont)], dim=1)
+                cont_pos = pos[:, -1:] + torch.arange(1, n, device=ids.device)
+                out2 = self.llm(
+                    inputs_embeds=embed_tokens(cont), attention_mask=cont_att, position_ids=cont_pos, past_key_values=cache, use_cache=True
+                )
+                lp = F.log_softmax(out2.logits.float(), dim=-1)  # [B, n-1, V]
+                tgt = cand[c, 1:n].unsqueeze(0).expand(B, -1)
+                total[:, c] += lp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1).sum(-1)
+                cache.crop(-(n - 1))  # drop this candidate's tokens, keep the prompt
         return total, cmask.sum(-1).float().unsqueeze(0).expand(B, C)
 
     def _score_full(

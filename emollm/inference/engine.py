@@ -96,17 +96,17 @@ class Predictor:
             )
         return out
 
-    def _batches(self, convs: list[Conversation]) -> list[list[int]]:
+    def _batches(self, convs: list[Conversation]) -> tuple[list[list[int]], list[Any]]:
+        """Length-sorted batches of indices, and every conversation's encoding (computed once)."""
         encs = [self.system.processor.encode(c, generation=True) for c in convs]
         order = sorted(range(len(encs)), key=lambda i: len(encs[i]))
-        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)], encs
 
     def _inputs(
-        self, convs: list[Conversation], feats: list[SampleFeatures], idx: list[int]
+        self, encs: list[Any], feats: list[SampleFeatures], idx: list[int]
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         proc = self.system.processor
-        encs = [proc.encode(convs[i], generation=True) for i in idx]
-        batch = proc.collate(encs, padding_side="left")
+        batch = proc.collate([encs[i] for i in idx], padding_side="left")
         dev = self.system.model.device
         batch = {k: v.to(dev) for k, v in batch.items()}
         f = stack_features([feats[i] for i in idx], self.system.modalities)

@@ -36,6 +36,9 @@ def run_demo(
     quick: bool = False,
     retrain: bool = False,
     eval_limit: int | None = None,
+    recipe: str = "train/mini.yaml",
+    train_overrides: tuple[str, ...] = (),
+    suite: str = "eval/suites/demo.yaml",
 ) -> dict[str, Any]:
     from rich.console import Console
     from rich.table import Table
@@ -45,8 +48,11 @@ def run_demo(
     times: dict[str, float] = {}
     data_dir = out / "data" / ("synthmer_quick" if quick else "synthmer")
     feat_dir = out / "features"
-    run_dir = out / ("mini_quick" if quick else "mini")
-    gen = ["generate.synthmer.n_train=120", "generate.synthmer.n_val=30", "generate.synthmer.n_test=60"] if quick else []
+    from emollm.training.config import load_run_config
+
+    name = load_run_config(recipe).name
+    run_dir = out / (f"{name}_quick" if quick else name)
+    gen = ["generate.synthmer.n_train=60", "generate.synthmer.n_val=24", "generate.synthmer.n_test=24"] if quick else []
 
     # 1. data
     _rule(console, 1, "SynthMER: synthetic clips with a drawn face, a synthetic voice and a subtitle")
@@ -67,21 +73,18 @@ def run_demo(
     _rule(console, 2, "features: openSMILE eGeMAPSv02 (audio) and the FER2013 CNN on face crops (video frames)")
     t = time.perf_counter()
     from emollm.features.extract import extract_corpus
-    from emollm.model.presets import model_config
 
-    stats = extract_corpus(man, model_config("mini"), feat_dir)
+    stats = extract_corpus(man, load_run_config(recipe).model, feat_dir)
     console.print(f"cache hits {stats.cache['hits']}, computed {stats.cache['writes']} ({stats.samples_per_s:.1f} samples/s)")
     times["extract"] = time.perf_counter() - t
 
     # 3. training
-    _rule(console, 3, "training mini: SmolLM2-135M-Instruct + LoRA + projectors, stage 1 (coarse) then stage 2 (fine)")
+    _rule(console, 3, f"training {name}: LLM + LoRA + projectors, stage 1 (coarse) then stage 2 (fine)")
     t = time.perf_counter()
-    from emollm.training.config import load_run_config
-
     overrides = [f"data.corpus={data_dir}", f"data.features.cache_dir={feat_dir}", f"output_dir={run_dir}"]
     if quick:
         overrides += ["stages.0.epochs=1", "stages.1.epochs=0.5", "stages.0.eval_every=1000", "stages.1.eval_every=1000"]
-    cfg = load_run_config("train/mini.yaml", overrides)
+    cfg = load_run_config(recipe, [*overrides, *train_overrides])
     best = run_dir / "best"
     done = (run_dir / "run.json").is_file() and json.loads((run_dir / "run.json").read_text()).get("status") == "finished"
     if done and not retrain:
@@ -103,7 +106,7 @@ def run_demo(
     outcome = run_eval(
         EvalOptions(
             checkpoint=str(ckpt),
-            suite="eval/suites/demo.yaml",
+            suite=suite,
             out=str(eval_dir),
             roots={"synthmer": str(data_dir)},
             features=str(feat_dir),
@@ -121,10 +124,10 @@ def run_demo(
     predictor = open_predictor(str(ckpt), cache_dir=feat_dir)
     session = ChatSession(predictor)
     session.attach_sample(clip, man.root)
-    label = session.ask(task="label", stream=False)
+    label = session.ask(task="label")
     session.reset()
     session.attach_sample(clip, man.root)
-    reason = session.ask(task="explain", stream=False)
+    reason = session.ask(task="explain", max_new_tokens=96)
     probs = label.probs or {}
     top = sorted(probs.items(), key=lambda kv: -kv[1])[:3]
     console.print(f"clip {clip.id}: subtitle {clip.subtitle!r}; gold label [bold]{clip.label}[/]")

@@ -1,7 +1,7 @@
 """The ``emollm`` command line: one entry point for every job.
 
     emollm prepare data_recipes/synthmer.yaml        # corpus -> manifest (+ import report)
-    emollm extract data_recipes/synthmer.yaml --preset mini
+    emollm extract data_recipes/synthmer.yaml --model mini
     emollm train train/mini.yaml [key=value ...]
     emollm eval --checkpoint runs/mini/final --suite eval/suites/synthmer.yaml
     emollm score --metric mer2023 --gold gold.csv --pred pred.csv

@@ -16,24 +16,23 @@ from emollm.config import ConfigError
 
 
 def _kind(path: Path) -> str:
-    parts = path.resolve().parts
+    """The kind of a shipped file, from the folders nearest to it (so a checkout under ``~/train`` is fine)."""
+    parents = path.resolve().parent.parts[::-1]  # nearest folder first
     name = path.name
-    if path.suffix == ".json" and "deepspeed" in parts:
-        return "deepspeed"
-    if "mixtures" in parts:
-        return "mixture"
-    if "data_recipes" in parts:
-        return "data_recipe"
-    if "train" in parts:
-        return "train"
-    if "tasks" in parts and "eval" in parts:
-        return "eval_task"
-    if "suites" in parts and "eval" in parts:
-        return "eval_suite"
-    if "instructions" in parts and "prompts" in parts:
-        return "instructions"
-    if "robustness" in parts and "prompts" in parts:
-        return "robustness"
+    for i, folder in enumerate(parents):
+        above = parents[i + 1] if i + 1 < len(parents) else ""
+        if folder == "deepspeed" and path.suffix == ".json":
+            return "deepspeed"
+        if folder == "mixtures":
+            return "mixture"
+        if folder == "data_recipes":
+            return "data_recipe"
+        if folder in ("tasks", "suites") and above == "eval":
+            return "eval_task" if folder == "tasks" else "eval_suite"
+        if folder in ("instructions", "robustness") and above == "prompts":
+            return folder
+        if folder == "train":
+            return "train"
     raise ConfigError(f"{path}: cannot tell what kind of file {name!r} is from its folder")
 
 

@@ -32,7 +32,9 @@ class ConfigError(ValueError):
 class Strict(BaseModel):
     """Base for every config: unknown keys and wrong types are errors."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=(), use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, protected_namespaces=(), use_attribute_docstrings=True
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -84,7 +86,10 @@ class ProjectorConfig(Strict):
     def _known(cls, v: str) -> str:
         from emollm.model.projectors import PROJECTORS
 
-        PROJECTORS.get(v)
+        try:
+            PROJECTORS.get(v)
+        except KeyError as e:  # a ValueError lets pydantic name the field (modalities.<m>.projector.name)
+            raise ValueError(e.args[0]) from None
         return v
 
 
@@ -176,7 +181,10 @@ class ModelConfig(Strict):
     def _space(cls, v: str) -> str:
         from emollm.labels import label_space
 
-        label_space(v)
+        try:
+            label_space(v)
+        except KeyError as e:
+            raise ValueError(e.args[0]) from None
         return v
 
 

@@ -66,18 +66,21 @@ class HubertEncoder(Encoder):
         else:
             raise FileNotFoundError("hubert: set encoder.path to a local HuBERT folder (or tiny: true for tests)")
         self.opt = opt
+        # GroupNorm in the CNN (HuBERT-base style, feat_extract_norm "group") normalises over time, padding
+        # included, and such models take no attention mask: their clips are encoded one at a time so a
+        # clip's features never depend on its batch-mates. LayerNorm models (chinese-hubert-large) batch.
+        self.per_clip = getattr(model.config, "feat_extract_norm", "layer") == "group"
         tokens = opt.tokens if opt.pooling == "segments" else 1
         super().__init__(
             "hubert",
             MediaRequest("audio", sample_rate=16000, max_seconds=opt.max_seconds),
             model.config.hidden_size,
             tokens,
-            f"hubert|{ident}|{opt.model_dump_json()}",
+            f"hubert|{ident}|{opt.model_dump_json()}" + ("|per-clip" if self.per_clip else ""),
             model,
         )
 
     def forward_batch(self, batch: Sequence[np.ndarray]) -> torch.Tensor:
-        dev = self.device
         waves = []
         for w in batch:
             w = np.asarray(w, dtype=np.float32).reshape(-1)
@@ -86,8 +89,16 @@ class HubertEncoder(Encoder):
             if self.opt.normalize_waveform:
                 w = (w - w.mean()) / np.sqrt(w.var() + 1e-7)
             waves.append(torch.from_numpy(w))
-        lens = torch.tensor([len(w) for w in waves])
-        x = torch.nn.utils.rnn.pad_sequence(waves, batch_first=True).to(dev)
+        if self.per_clip and len({len(w) for w in waves}) > 1:
+            return torch.cat([self._forward(w[None], torch.tensor([len(w)])) for w in waves], 0)
+        return self._forward(
+            torch.nn.utils.rnn.pad_sequence(waves, batch_first=True), torch.tensor([len(w) for w in waves])
+        )
+
+    def _forward(self, x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+        """Zero-padded waveforms ``[B, n_samples]`` with true lengths ``[B]`` -> pooled ``[B, tokens, D]``."""
+        dev = self.device
+        x = x.to(dev)
         mask = (torch.arange(x.shape[1])[None, :] < lens[:, None]).long().to(dev)
         out = self.module(x, attention_mask=mask, output_hidden_states=True)  # type: ignore[misc]
         h = out.hidden_states[self.opt.layer]  # [B, frames, D]

@@ -139,7 +139,11 @@ class ViTMAEEncoder(Encoder):
         outs = []
         for frames in batch:
             x = preprocess(frames, self.size, self.mean, self.std).to(self.device)
-            h = self.module(pixel_values=x).last_hidden_state  # type: ignore[misc]  # [T, 1+P, D]
+            # MAE shuffles patches by argsort(torch.rand) even with mask_ratio 0: ascending noise keeps every
+            # patch in raster order, so features are bit-reproducible and the global RNG is left untouched
+            n_patch = (self.size // self.module.config.patch_size) ** 2  # type: ignore[union-attr]
+            noise = torch.arange(n_patch, dtype=torch.float32, device=x.device).expand(x.shape[0], n_patch)
+            h = self.module(pixel_values=x, noise=noise).last_hidden_state  # type: ignore[misc]  # [T, 1+P, D]
             v = h[:, 0] if self.opt.token == "cls" else h[:, 1:].mean(1)  # [T, D]
             if self.opt.pooling == "mean":
                 v = v.mean(0, keepdim=True)
@@ -309,7 +313,8 @@ class EvaViTgEncoder(Encoder):
     def _hidden(self, frames: np.ndarray) -> torch.Tensor:
         """``[1+P, D]`` for one frame; memoised so the patch and CLS views share one forward."""
         key = id(self.module)
-        digest = hashlib.sha1(np.ascontiguousarray(frames[:1]).tobytes()).hexdigest()
+        first = np.ascontiguousarray(frames[:1])
+        digest = hashlib.sha1(repr(first.shape).encode() + first.tobytes()).hexdigest()
         hit = EvaViTgEncoder._memo.get(key)
         if hit is not None and hit[0] == digest:
             return hit[1]

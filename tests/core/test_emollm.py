@@ -160,7 +160,9 @@ def test_answer_loss_on_kept_positions_equals_full_logits(tiny_system) -> None:
     b = s.processor.collate(encs)
     feats = random_features(s, {"audio": 2})
     full = s.model(b["input_ids"], b["attention_mask"], features=feats).logits
-    kept = s.model(b["input_ids"], b["attention_mask"], features=feats, logits_to_keep=answer_positions(b["labels"])).logits
+    kept = s.model(
+        b["input_ids"], b["attention_mask"], features=feats, logits_to_keep=answer_positions(b["labels"])
+    ).logits
     assert kept.numel() < full.numel()
     assert torch.allclose(answer_loss(full, b["labels"]), answer_loss(kept, b["labels"]), atol=1e-6)
     # per-sample mean: both samples weigh the same whatever their answer length

@@ -88,7 +88,7 @@ def eval_command(
         "0/1", "--shard", help="i/n: run blocks i, i+n, ... of --batch-size samples (same batch size in every shard)."
     ),
     merge: bool = typer.Option(False, "--merge", help="Only combine the records of all shards and write the report."),
-    batch_size: int = typer.Option(8, "--batch-size", "-b", min=1, help="Samples per model batch."),
+    batch_size: int = typer.Option(16, "--batch-size", "-b", min=1, help="Samples per model batch."),
     device: str | None = typer.Option(None, "--device", help="torch device (cpu, cuda, cuda:1); default: cpu."),
     features: str = typer.Option("runs/features", "--features", help="Feature cache folder (shared with training)."),
     feature_mode: str = typer.Option("auto", "--feature-mode", help="auto | cache | live."),

@@ -85,7 +85,7 @@ class EvalOptions(Strict):
     batch size equal across shards)."""
     merge: bool = False
     """Only combine the records of all shards and write the report (no model is loaded)."""
-    batch_size: int = Field(8, gt=0)
+    batch_size: int = Field(16, gt=0)
     device: str | None = None
     features: str = "runs/features"
     """Feature cache folder (shared with training and extraction)."""
@@ -360,12 +360,22 @@ def plan_task(task: EvalTask, entry: SuiteEntry, opts: EvalOptions, ckpt: Checkp
     if entry.ablation is not None:
         groups = _modality_groups(ckpt.cfg, entry.ablation)
         names = list(groups) + (["T"] if entry.ablation.text else [])
-        for r in range(1, len(names) + 1):
-            for combo in itertools.combinations(names, r):
-                mods = tuple(m for m in ckpt.cfg.modalities if any(m in groups.get(g, []) for g in combo))
-                title = "+".join(combo)
-                v = PromptVariant(id="base", subtitle="T" in combo)
-                conds.append(_condition(task, space, f"ablation:{title}", "ablation", v, mods, title=title))
+        combos = [c for r in range(1, len(names) + 1) for c in itertools.combinations(names, r)]
+        if entry.ablation.only is not None:
+            wanted = {frozenset(x.replace(" ", "").split("+")): x for x in entry.ablation.only}
+            known = {frozenset(c) for c in combos}
+            unknown = [x for k, x in wanted.items() if k not in known]
+            if unknown:
+                raise ConfigError(
+                    f"task {task.name!r}: ablation.only names {unknown}, but this model's subsets are "
+                    f"{['+'.join(c) for c in combos]}"
+                )
+            combos = [c for c in combos if frozenset(c) in wanted]
+        for combo in combos:
+            mods = tuple(m for m in ckpt.cfg.modalities if any(m in groups.get(g, []) for g in combo))
+            title = "+".join(combo)
+            v = PromptVariant(id="base", subtitle="T" in combo)
+            conds.append(_condition(task, space, f"ablation:{title}", "ablation", v, mods, title=title))
     if entry.robustness is not None:
         vf = load_variants(entry.robustness.variants)
         for v in vf.select(entry.robustness.only, entry.robustness.families):

@@ -286,6 +286,8 @@ class AblationSpec(Strict):
     """kind: the default A/V grouping; modality: one group per model modality (named by the modality)."""
     text: bool = True
     """Include T (the subtitle) as a group."""
+    only: list[str] | None = None
+    """Run just these subsets, written with ``+`` in any order (e.g. ``[A, V, T, A+V]``); default: all of them."""
 
 
 class RobustnessSpec(Strict):

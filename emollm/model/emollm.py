@@ -28,6 +28,14 @@ from torch import nn
 from emollm.model.projectors import Projector
 
 
+def _contiguous_input(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The LM head receives ``hidden[:, -k:]`` slices (``logits_to_keep``, generation's prefill). On a CPU
+    a strided ``[B, 1, H]`` slice sends ``linear`` through a batched matmul that copies the whole
+    ``[B, H, vocab]`` weight: 2.4 s instead of 6 ms for SmolLM2 at batch 16. A contiguous copy of the
+    slice (``B * k * H`` values) avoids it; already contiguous inputs are untouched."""
+    return (args[0].contiguous(), *args[1:]) if args and isinstance(args[0], torch.Tensor) else args
+
+
 class EmoLLM(nn.Module):
     def __init__(
         self,
@@ -45,6 +53,10 @@ class EmoLLM(nn.Module):
         self.placeholder_ids = dict(placeholder_ids)
         self.stop_ids = list(stop_ids)
         self.pad_id = int(pad_id)
+        head = llm.get_output_embeddings()
+        if head is not None:
+            head.register_forward_pre_hook(_contiguous_input)
+
 
     # ------------------------------------------------------------------ parameters
 

@@ -303,3 +303,16 @@ def test_explanations_with_an_llm_judge(
     finally:
         server.httpd.shutdown()
         server.httpd.server_close()
+
+
+def test_ablation_only_runs_the_named_subsets(work: Path, synthmer_small: Path, tiny_fast: Any) -> None:
+    suite = work / "only.yaml"
+    suite.write_text("name: only\ntasks:\n  - {task: synthmer, limit: 4, ablation: {only: [T, V+A]}}\n")
+    out = run_eval(_opts(work, synthmer_small, "only", suite=str(suite)), system=tiny_fast)
+    assert out.results is not None
+    abl = out.results["tasks"]["synthmer"]["ablation"]["conditions"]
+    assert list(abl) == ["T", "A+V"]  # canonical names, canonical order
+    bad = work / "bad_only.yaml"
+    bad.write_text("name: bad\ntasks:\n  - {task: synthmer, limit: 4, ablation: {only: [A+X]}}\n")
+    with pytest.raises(ValueError, match=r"ablation.only names \['A\+X'\].*'A\+V\+T'"):
+        run_eval(_opts(work, synthmer_small, "bad_only", suite=str(bad)), system=tiny_fast)

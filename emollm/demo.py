@@ -66,7 +66,11 @@ def run_demo(
 
         prepare("data_recipes/synthmer.yaml", out=data_dir, overrides=gen)
     man = Manifest.load(data_dir)
-    ceilings = json.loads((data_dir / "raw" / "SYNTHMER.json").read_text()).get("ceilings", {}) if (data_dir / "raw" / "SYNTHMER.json").is_file() else {}
+    ceilings = (
+        json.loads((data_dir / "raw" / "SYNTHMER.json").read_text()).get("ceilings", {})
+        if (data_dir / "raw" / "SYNTHMER.json").is_file()
+        else {}
+    )
     times["prepare"] = time.perf_counter() - t
 
     # 2. features
@@ -75,7 +79,9 @@ def run_demo(
     from emollm.features.extract import extract_corpus
 
     stats = extract_corpus(man, load_run_config(recipe).model, feat_dir)
-    console.print(f"cache hits {stats.cache['hits']}, computed {stats.cache['writes']} ({stats.samples_per_s:.1f} samples/s)")
+    console.print(
+        f"cache hits {stats.cache['hits']}, computed {stats.cache['writes']} ({stats.samples_per_s:.1f} samples/s)"
+    )
     times["extract"] = time.perf_counter() - t
 
     # 3. training
@@ -83,10 +89,17 @@ def run_demo(
     t = time.perf_counter()
     overrides = [f"data.corpus={data_dir}", f"data.features.cache_dir={feat_dir}", f"output_dir={run_dir}"]
     if quick:
-        overrides += ["stages.0.epochs=1", "stages.1.epochs=0.5", "stages.0.eval_every=1000", "stages.1.eval_every=1000"]
+        overrides += [
+            "stages.0.epochs=1",
+            "stages.1.epochs=0.5",
+            "stages.0.eval_every=1000",
+            "stages.1.eval_every=1000",
+        ]
     cfg = load_run_config(recipe, [*overrides, *train_overrides])
     best = run_dir / "best"
-    done = (run_dir / "run.json").is_file() and json.loads((run_dir / "run.json").read_text()).get("status") == "finished"
+    done = (run_dir / "run.json").is_file() and json.loads((run_dir / "run.json").read_text()).get(
+        "status"
+    ) == "finished"
     if done and not retrain:
         console.print(f"reusing the trained model in {run_dir} (--retrain to train again)")
     else:
@@ -135,6 +148,13 @@ def run_demo(
     console.print(f"model explanation: {reason.text}")
     times["explain"] = time.perf_counter() - t
 
+    per_class = outcome.results["tasks"]["synthmer"]["metrics"]["classification"]["per_class"]
+    pc = Table(title="per class (SynthMER test, all inputs)")
+    for col in ("label", "precision", "recall", "F1", "n"):
+        pc.add_column(col, justify="left" if col == "label" else "right")
+    for lab, v in per_class.items():
+        pc.add_row(lab, f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}", str(v["support"]))
+    console.print(pc)
     summary = _summary(outcome.results, ceilings)
     table = Table(title="emollm demo: mini on SynthMER test")
     table.add_column("measure")
@@ -147,8 +167,15 @@ def run_demo(
     table.add_row("time: total", f"{total / 60:.1f} min")
     console.print(table)
     console.print(f"report: {eval_dir / 'report.md'}   checkpoint: {ckpt}   training log: {run_dir / 'metrics.jsonl'}")
-    console.print(f"next: emollm chat --checkpoint {ckpt} --video {man.media_path(clip, 'video')} -p 'Why does this person feel this way?'")
-    result = {"summary": summary, "times_s": {**times, "total": total}, "checkpoint": str(ckpt), "report": str(eval_dir / "report.md")}
+    console.print(
+        f"next: emollm chat --checkpoint {ckpt} --video {man.media_path(clip, 'video')} -p 'Why does this person feel this way?'"
+    )
+    result = {
+        "summary": summary,
+        "times_s": {**times, "total": total},
+        "checkpoint": str(ckpt),
+        "report": str(eval_dir / "report.md"),
+    }
     from emollm.io import atomic_write_json
 
     atomic_write_json(run_dir / "demo.json", result)
@@ -158,6 +185,7 @@ def run_demo(
 def _summary(results: dict[str, Any], ceilings: dict[str, Any]) -> dict[str, Any]:
     """The headline numbers from the eval results: overall weighted F1 and the modality ablation."""
     task = results["tasks"]["synthmer"]
+    explain = results["tasks"].get("synthmer_explain", {}).get("metrics")
     m = task["metrics"]["classification"]
     out: dict[str, Any] = {"weighted F1 (all inputs)": m["weighted_f1"], "accuracy": m["accuracy"], "UAR": m["uar"]}
     singles: dict[str, float] = {}
@@ -168,11 +196,20 @@ def _summary(results: dict[str, Any], ceilings: dict[str, Any]) -> dict[str, Any
     if singles:
         best = max(singles, key=lambda k: singles[k])
         out["best single modality"] = f"{best} ({singles[best]:.3f})"
-    rob = task.get("robustness", {})
+    rob = task.get("robustness", {}).get("overall", {})
     if isinstance(rob.get("summary"), dict):
-        for k in ("mean", "worst", "flip_rate"):
-            if isinstance(rob["summary"].get(k), int | float):
-                out[f"prompt robustness {k}"] = rob["summary"][k]
+        out["prompt robustness: mean weighted F1"] = rob["summary"]["mean"]
+        out["prompt robustness: worst weighted F1"] = rob["summary"]["worst"]
+    if isinstance(rob.get("flip_rate"), int | float):
+        out["prompt robustness: flip rate"] = rob["flip_rate"]
+    for name, lvl in task.get("noise", {}).get("levels", {}).items():
+        if name != "clean":
+            out[f"weighted F1 under {name.upper()}"] = lvl["weighted_f1"]
+    if isinstance(task.get("calibration", {}).get("ece"), int | float):
+        out["calibration: ECE"] = task["calibration"]["ece"]
+    for name, em in (explain or {}).items():
+        if isinstance(em, dict) and isinstance(em.get("score"), int | float):
+            out[f"explanations: {name.replace('_', ' ')}"] = em["score"]
     for k, v in ceilings.items():
         if isinstance(v, int | float):
             out[f"SynthMER ceiling ({k})"] = float(v)

@@ -24,6 +24,7 @@ def test_demo_runs_every_step_and_reuses_outputs(tmp_path) -> None:
     s = res["summary"]
     assert 0.0 <= s["weighted F1 (all inputs)"] <= 1.0
     assert {"weighted F1 (A)", "weighted F1 (V)", "weighted F1 (T)", "weighted F1 (A+V+T)"} <= set(s)
+    assert {"prompt robustness: mean weighted F1", "weighted F1 under MER-NOISE", "calibration: ECE"} <= set(s)
     assert "SynthMER ceiling (all)" in s or any(k.startswith("SynthMER ceiling") for k in s)
     saved = json.loads((run / "demo.json").read_text())
     assert saved["checkpoint"].endswith(("best", "final"))

@@ -21,10 +21,18 @@ SECTIONS: list[tuple[str, str, str]] = [
     ("Training recipe (`train/*.yaml`)", "emollm.training.config:RunConfig", "`emollm train RECIPE`"),
     ("Model (`model:` in a recipe; presets)", "emollm.config:ModelConfig", "every job that builds a model"),
     ("Data recipe (`data_recipes/*.yaml`)", "emollm.data.prepare:DataRecipe", "`emollm prepare RECIPE`"),
-    ("Instruction mixture (`data_recipes/mixtures/*.yaml`)", "emollm.data.instructions:MixtureConfig", "training stages"),
+    (
+        "Instruction mixture (`data_recipes/mixtures/*.yaml`)",
+        "emollm.data.instructions:MixtureConfig",
+        "training stages",
+    ),
     ("Eval task (`eval/tasks/*.yaml`)", "emollm.evaluation.tasks:EvalTask", "`emollm eval --tasks`"),
     ("Eval suite (`eval/suites/*.yaml`)", "emollm.evaluation.tasks:Suite", "`emollm eval --suite`"),
-    ("SynthMER generator (`generate.synthmer` in data_recipes/synthmer.yaml)", "emollm.data.synthmer:SynthMERConfig", "`emollm prepare synthmer`"),
+    (
+        "SynthMER generator (`generate.synthmer` in data_recipes/synthmer.yaml)",
+        "emollm.data.synthmer:SynthMERConfig",
+        "`emollm prepare synthmer`",
+    ),
 ]
 ENCODER_OPTIONS = "Encoder options (`model.modalities.<m>.encoder.options`)"
 
@@ -88,7 +96,9 @@ def _table(model: type[BaseModel], prefix: str, seen: set[type], out: list[str])
         out.append(f"| `{name}` | {_type_name(f.annotation)} | {_default(f)} | {desc} |")
         for sub in _nested(f.annotation):
             key = f"{prefix}.{name}" if prefix else name
-            if typing.get_origin(f.annotation) is dict or dict in [typing.get_origin(a) for a in typing.get_args(f.annotation)]:
+            if typing.get_origin(f.annotation) is dict or dict in [
+                typing.get_origin(a) for a in typing.get_args(f.annotation)
+            ]:
                 key += ".<name>"
             if typing.get_origin(f.annotation) is list:
                 key += ".<i>"

@@ -1,9 +1,9 @@
 """Model-level commands: ``emollm doctor``, ``emollm ls``, ``emollm export``, ``emollm validate``.
 
-    emollm doctor                       # versions, device, which presets have their weights, what is missing
-    emollm ls encoders|projectors|presets|labels|importers|tasks|recipes
-    emollm export runs/mini/final --out exported/mini      # merge LoRA -> standalone HF folder
-    emollm validate train/mini.yaml     # load and type-check any shipped YAML without building anything
+emollm doctor                       # versions, device, which presets have their weights, what is missing
+emollm ls encoders|projectors|presets|labels|importers|tasks|recipes
+emollm export runs/mini/final --out exported/mini      # merge LoRA -> standalone HF folder
+emollm validate train/mini.yaml     # load and type-check any shipped YAML without building anything
 """
 
 from __future__ import annotations
@@ -23,14 +23,27 @@ def _doctor_rows() -> list[tuple[str, str, str]]:
 
     rows: list[tuple[str, str, str]] = []
     rows.append(("python", "ok", platform.python_version()))
-    for pkg in ("emollm", "torch", "transformers", "peft", "accelerate", "deepspeed", "bitsandbytes", "datasets", "opensmile", "av"):
+    for pkg in (
+        "emollm",
+        "torch",
+        "transformers",
+        "peft",
+        "accelerate",
+        "deepspeed",
+        "bitsandbytes",
+        "datasets",
+        "opensmile",
+        "av",
+    ):
         try:
             rows.append((pkg, "ok", metadata.version(pkg)))
         except metadata.PackageNotFoundError:
             rows.append((pkg, "missing", "pip install -e . (make setup)"))
     for bad in ("torchvision", "torchaudio", "timm", "torchcodec"):
         if importlib.util.find_spec(bad) is not None:
-            rows.append((bad, "warning", "installed: CUDA-linked builds break transformers on CPU machines; uninstall it"))
+            rows.append(
+                (bad, "warning", "installed: CUDA-linked builds break transformers on CPU machines; uninstall it")
+            )
     if torch.cuda.is_available():
         names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
         rows.append(("device", "ok", f"cuda x{torch.cuda.device_count()}: {names}"))
@@ -58,12 +71,20 @@ def _doctor_rows() -> list[tuple[str, str, str]]:
             continue
         seen.add(p)
         ok = (Path(p) / "config.json").is_file()
-        rows.append((f"emotion-llama {name}", "ok" if ok else "missing", f"{p}" + ("" if ok else " (no config.json; set EMOLLM_WEIGHTS)")))
+        rows.append(
+            (
+                f"emotion-llama {name}",
+                "ok" if ok else "missing",
+                f"{p}" + ("" if ok else " (no config.json; set EMOLLM_WEIGHTS)"),
+            )
+        )
     rows.append(("EMOLLM_WEIGHTS", "info", weights_root()))
     from emollm.paths import conformance_root, home
 
     rows.append(("EMOLLM_HOME", "info", str(home())))
-    rows.append(("conformance kit", "ok" if conformance_root() else "absent", str(conformance_root() or "tests skip it")))
+    rows.append(
+        ("conformance kit", "ok" if conformance_root() else "absent", str(conformance_root() or "tests skip it"))
+    )
     return rows
 
 
@@ -95,7 +116,11 @@ def register(app: typer.Typer) -> None:
         Console().print(t)
 
     @app.command("ls")
-    def ls(what: str = typer.Argument(..., help="encoders | projectors | presets | labels | importers | tasks | recipes | mixtures")) -> None:
+    def ls(
+        what: str = typer.Argument(
+            ..., help="encoders | projectors | presets | labels | importers | tasks | recipes | mixtures"
+        ),
+    ) -> None:
         """List registered components by short name."""
         from emollm.paths import resource_root
 
@@ -130,11 +155,18 @@ def register(app: typer.Typer) -> None:
 
             typer.echo("\n".join(IMPORTERS.names()))
         elif what in ("tasks", "recipes", "mixtures", "suites"):
-            folder = {"tasks": "eval/tasks", "recipes": "data_recipes", "mixtures": "data_recipes/mixtures", "suites": "eval/suites"}[what]
+            folder = {
+                "tasks": "eval/tasks",
+                "recipes": "data_recipes",
+                "mixtures": "data_recipes/mixtures",
+                "suites": "eval/suites",
+            }[what]
             for p in sorted((root / folder).glob("*.yaml")):
                 typer.echo(p.stem)
         else:
-            raise KeyError(f"unknown listing {what!r}; choose encoders, projectors, presets, labels, importers, tasks, recipes, mixtures, suites")
+            raise KeyError(
+                f"unknown listing {what!r}; choose encoders, projectors, presets, labels, importers, tasks, recipes, mixtures, suites"
+            )
 
     @app.command("export")
     def export(
@@ -147,10 +179,14 @@ def register(app: typer.Typer) -> None:
 
         system = load_system(checkpoint)
         path = export_merged(system, out)
-        typer.echo(f"exported to {path} (load with `emollm chat --checkpoint {path}` or AutoModelForCausalLM for the LLM alone)")
+        typer.echo(
+            f"exported to {path} (load with `emollm chat --checkpoint {path}` or AutoModelForCausalLM for the LLM alone)"
+        )
 
     @app.command("validate")
-    def validate(path: Path = typer.Argument(..., help="a training recipe, data recipe, mixture, eval task/suite YAML")) -> None:
+    def validate(
+        path: Path = typer.Argument(..., help="a training recipe, data recipe, mixture, eval task/suite YAML"),
+    ) -> None:
         """Load and type-check a YAML file without building any model."""
         from emollm.validate import validate_yaml
 

@@ -57,7 +57,6 @@ class EmoLLM(nn.Module):
         if head is not None:
             head.register_forward_pre_hook(_contiguous_input)
 
-
     # ------------------------------------------------------------------ parameters
 
     @property
@@ -180,7 +179,11 @@ class EmoLLM(nn.Module):
         return cand, cmask
 
     def _score_shared(
-        self, ids: torch.Tensor, att: torch.Tensor, features: dict[str, torch.Tensor] | None, candidate_ids: list[list[int]]
+        self,
+        ids: torch.Tensor,
+        att: torch.Tensor,
+        features: dict[str, torch.Tensor] | None,
+        candidate_ids: list[list[int]],
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The prompt runs once; each candidate continues from its KV cache, which is cropped back to the
         prompt afterwards (one cache in memory, not one copy per candidate)."""
@@ -202,7 +205,11 @@ class EmoLLM(nn.Module):
                 cont_att = torch.cat([att, torch.ones_like(cont)], dim=1)
                 cont_pos = pos[:, -1:] + torch.arange(1, n, device=ids.device)
                 out2 = self.llm(
-                    inputs_embeds=embed_tokens(cont), attention_mask=cont_att, position_ids=cont_pos, past_key_values=cache, use_cache=True
+                    inputs_embeds=embed_tokens(cont),
+                    attention_mask=cont_att,
+                    position_ids=cont_pos,
+                    past_key_values=cache,
+                    use_cache=True,
                 )
                 lp = F.log_softmax(out2.logits.float(), dim=-1)  # [B, n-1, V]
                 tgt = cand[c, 1:n].unsqueeze(0).expand(B, -1)

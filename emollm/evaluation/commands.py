@@ -111,8 +111,9 @@ def eval_command(
         if checkpoint is None:
             raise ValueError("--checkpoint is required (a checkpoint folder or a preset name)")
         from emollm.evaluation.report import print_summary
-        from emollm.evaluation.runner import EvalOptions, parse_shard, run_eval
+        from emollm.evaluation.runner import EvalOptions, run_eval
         from emollm.evaluation.tasks import parse_roots
+        from emollm.shard import parse_shard
 
         opts = EvalOptions.model_validate(
             {

@@ -110,18 +110,6 @@ class EvalOptions(Strict):
         return v
 
 
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"1/4"`` -> (1, 4)."""
-    a, sep, b = text.partition("/")
-    try:
-        i, n = int(a), int(b)
-    except ValueError:
-        raise ValueError(f"--shard {text!r}: expected i/n, e.g. 0/2") from None
-    if not sep or n < 1 or not 0 <= i < n:
-        raise ValueError(f"--shard {text!r}: expected i/n with 0 <= i < n")
-    return i, n
-
-
 # ----------------------------------------------------------------------------------------------
 # checkpoint identity
 

@@ -16,18 +16,6 @@ from pathlib import Path
 import typer
 
 
-def parse_shard(shard: str | None) -> tuple[int, int]:
-    if not shard:
-        return 0, 1
-    try:
-        i, n = (int(x) for x in shard.split("/"))
-    except ValueError:
-        raise ValueError(f"--shard must look like i/n (e.g. 0/4), got {shard!r}") from None
-    if n < 1 or not 0 <= i < n:
-        raise ValueError(f"--shard {shard!r}: need 0 <= i < n")
-    return i, n
-
-
 def register(app: typer.Typer) -> None:
     @app.command("extract")
     def extract(
@@ -49,6 +37,7 @@ def register(app: typer.Typer) -> None:
         from emollm.features.extract import extract_corpus
         from emollm.media.noise import NoiseSpec
         from emollm.model.resolve import model_config_for
+        from emollm.shard import parse_shard
 
         console = Console(stderr=True)
         man = open_manifest(corpus)

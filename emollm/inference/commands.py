@@ -219,12 +219,12 @@ def predict_command(
         PredictOptions,
         finish_run,
         folder_samples,
-        parse_shard,
         read_subtitles,
         run_predict,
         valence_table_from_file,
         valence_table_from_manifest,
     )
+    from emollm.shard import parse_shard
 
     if bool(manifest) == (folder is not None):
         raise ValueError("give exactly one input: --manifest DIR_or_recipe or --folder DIR")

@@ -124,19 +124,6 @@ def read_subtitles(path: str | os.PathLike[str]) -> dict[str, str]:
     return out
 
 
-def parse_shard(shard: str | None) -> tuple[int, int]:
-    """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``; empty -> ``(0, 1)``."""
-    if not shard:
-        return 0, 1
-    try:
-        i, n = (int(x) for x in shard.split("/"))
-    except ValueError:
-        raise ValueError(f"--shard must look like i/n (e.g. 0/4), got {shard!r}") from None
-    if n < 1 or not 0 <= i < n:
-        raise ValueError(f"--shard {shard!r}: need 0 <= i < n")
-    return i, n
-
-
 # ------------------------------------------------------------------------------------------ valence
 
 

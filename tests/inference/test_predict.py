@@ -20,7 +20,6 @@ from emollm.inference.predict import (
     folder_samples,
     load_records,
     parse_openset,
-    parse_shard,
     run_predict,
     valence_table_from_file,
     valence_table_from_manifest,
@@ -28,6 +27,7 @@ from emollm.inference.predict import (
 )
 from emollm.io import read_jsonl
 from emollm.labels import label_space
+from emollm.shard import parse_shard
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
 """``emollm bench``: speed and memory of the fast paths, measured against the reference approach in the same run.
 
     emollm bench train    --preset tiny                               # LoRA training: bucketed batches vs batch 1
-    emollm bench eval     --preset mini --corpus /tmp/bench_synthmer  # label scoring vs generate + last word
+    emollm bench eval     --preset mini --corpus runs/data/bench_synthmer  # label scoring vs generate + last word
     emollm bench generate --preset tiny --max-new-tokens 16           # left-padded batches vs one at a time
-    emollm bench extract  --preset tiny-fast --corpus /tmp/bench_synthmer   # cold vs warm feature cache
+    emollm bench extract  --preset tiny-fast --corpus runs/data/bench_synthmer   # cold vs warm feature cache
     emollm bench train    --preset emotion-llama-shapes --device cuda       # the 7B shapes, random weights
 
 Every command prints a table, then ONE JSON line (the last line of stdout) holding every figure:

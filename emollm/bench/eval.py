@@ -1,7 +1,7 @@
 """``emollm bench eval``: closed-set evaluation throughput, batched label scoring vs the reference's generation.
 
     emollm bench eval --preset tiny --ref-max-new-tokens 16     # seconds
-    emollm bench eval --preset mini --corpus /tmp/bench_synthmer
+    emollm bench eval --preset mini --corpus runs/data/bench_synthmer
     emollm bench eval --preset emotion-llama-shapes --device cuda
 
 Fast path: ``Predictor.classify`` — features (cache / memory), prompts, length-sorted batches of

@@ -1,7 +1,7 @@
 """``emollm bench extract``: feature throughput with and without the cache, on a prepared manifest.
 
-    emollm bench extract --preset tiny-fast --corpus /tmp/bench_synthmer
-    emollm bench extract --preset mini --corpus /tmp/bench_synthmer --change face.n_frames=8
+    emollm bench extract --preset tiny-fast --corpus runs/data/bench_synthmer
+    emollm bench extract --preset mini --corpus runs/data/bench_synthmer --change face.n_frames=8
 
 Three passes of ``FeatureCache`` + ``Featurizer`` (mode ``auto``) over the same samples, into a fresh
 cache folder (removed afterwards unless ``keep_cache``):

@@ -1,7 +1,7 @@
 """``emollm bench generate``: free-text generation throughput, left-padded batches vs one at a time.
 
     emollm bench generate --preset tiny --max-new-tokens 16       # seconds
-    emollm bench generate --preset mini --corpus /tmp/bench_synthmer --task reason
+    emollm bench generate --preset mini --corpus runs/data/bench_synthmer --task reason
     emollm bench generate --preset emotion-llama-shapes --device cuda --batch-size 32
 
 Fast path: prompts sorted by length into batches of ``batch_size``, left-padded, one

@@ -1,7 +1,7 @@
 """``emollm bench train``: LoRA + projector training throughput, fast path vs the reference recipe.
 
     emollm bench train --preset tiny                         # seconds
-    emollm bench train --preset mini --corpus /tmp/bench_synthmer
+    emollm bench train --preset mini --corpus runs/data/bench_synthmer
     emollm bench train --preset emotion-llama-shapes --device cuda --batch-size 16
 
 Fast path (what ``emollm train`` does per micro-batch): ``EpochPlan`` length-bucketed micro-batches of

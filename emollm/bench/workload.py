@@ -207,8 +207,8 @@ def _open_manifest(cfg: WorkloadConfig, corpus: str) -> Any:
     except FileNotFoundError as e:
         raise FileNotFoundError(
             f"{e} — benchmarks on real media need a prepared manifest, e.g. `emollm prepare synthmer --out "
-            f"/tmp/bench_synthmer generate.synthmer.n_train=60 generate.synthmer.n_test=60` then --corpus "
-            "/tmp/bench_synthmer (or --corpus synthetic for random features)"
+            f"runs/data/bench_synthmer generate.synthmer.n_train=60 generate.synthmer.n_test=60` then --corpus "
+            "runs/data/bench_synthmer (or --corpus synthetic for random features)"
         ) from None
 
 

@@ -169,3 +169,20 @@ def test_answer_loss_on_kept_positions_equals_full_logits(tiny_system) -> None:
     l0 = answer_loss(full[:1], b["labels"][:1])
     l1 = answer_loss(full[1:], b["labels"][1:])
     assert torch.allclose(answer_loss(full, b["labels"]), (l0 + l1) / 2, atol=1e-6)
+
+
+def test_lm_head_gets_contiguous_input(tiny_system) -> None:
+    """Scoring and generation hand the head ``hidden[:, -1:]`` slices; EmoLLM's pre-hook makes them
+    contiguous (a strided slice sends CPU ``linear`` through a copy of the whole vocabulary weight)."""
+    s = tiny_system
+    seen: list[bool] = []
+    head = s.model.llm.get_output_embeddings()
+    handle = head.register_forward_hook(lambda mod, args, out: seen.append(args[0].is_contiguous()))
+    try:
+        encs = [s.processor.encode(_conv(["audio"], text=t), generation=True) for t in (" Hi?", " How do they feel?")]
+        b = s.processor.collate(encs, padding_side="left")
+        cands = [[5, 6], [7]]
+        s.model.score_labels(b["input_ids"], b["attention_mask"], random_features(s, {"audio": 2}), cands)
+    finally:
+        handle.remove()
+    assert seen and all(seen)

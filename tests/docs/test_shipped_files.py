@@ -123,3 +123,12 @@ def test_unknown_folder_is_refused_with_its_name(tmp_path: Path) -> None:
     p.write_text("a: 1\n")
     with pytest.raises(ConfigError, match="thing.yaml"):
         validate_yaml(p)
+
+
+def test_kind_comes_from_the_nearest_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkout under a folder named ``train`` still tells an eval task from a training recipe."""
+    monkeypatch.delenv("EMOLLM_CONFORMANCE", raising=False)
+    dst = tmp_path / "train" / "checkout" / "eval" / "tasks"
+    dst.mkdir(parents=True)
+    shutil.copy(REPO / "eval" / "tasks" / "mer2023_test1.yaml", dst / "mer2023_test1.yaml")
+    assert validate_yaml(dst / "mer2023_test1.yaml") == "eval task"

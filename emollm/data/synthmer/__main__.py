@@ -1,8 +1,8 @@
 """Generate a SynthMER corpus from the command line.
 
 python -m emollm.data.synthmer data/synthmer             # the default 600/120/240 clips
-python -m emollm.data.synthmer /tmp/tiny --tiny          # 12/6/6 clips for a quick look
-python -m emollm.data.synthmer /tmp/ann --no-media --set n_train=5000
+python -m emollm.data.synthmer runs/synthmer_tiny --tiny          # 12/6/6 clips for a quick look
+python -m emollm.data.synthmer runs/synthmer_ann --no-media --set n_train=5000
 """
 
 from __future__ import annotations

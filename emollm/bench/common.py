@@ -280,7 +280,24 @@ class PeakMemory:
             torch.cuda.synchronize(self.device)
             self.mib = torch.cuda.max_memory_allocated(self.device) / 2**20
         else:
-            self.mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+            self.mib = _rss_high_water_mib()
+
+
+def _rss_high_water_mib() -> float:
+    """The process's RSS high-water mark in MiB.
+
+    ``VmHWM`` in ``/proc/self/status`` is the counter that ``clear_refs`` resets. ``getrusage``'s
+    ``ru_maxrss`` is not usable after a reset: the kernel also folds in the high-water mark recorded
+    whenever any thread of the process exits (a tokenizer or data-loader thread), which no reset clears.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 # ---------------------------------------------------------------------------------------------- FLOPs

@@ -4,6 +4,8 @@ the 7B-shape builder has the published parameter counts; FLOP/MFU bookkeeping. N
 from __future__ import annotations
 
 import json
+import mmap
+import threading
 
 import pytest
 import torch
@@ -178,12 +180,25 @@ def test_flops_and_mfu_bookkeeping() -> None:
 def test_peak_memory_on_cpu_is_the_rss_high_water() -> None:
     from emollm.bench.common import PeakMemory
 
+    # What made this flaky in CI: an earlier spike, then any thread of the process exits, and the
+    # kernel's per-process maxrss (which no reset clears) keeps the spike. Reproduce that first.
+    spike = torch.ones(256 * 2**20 // 4)
+    spike += 1
+    del spike
+    t = threading.Thread(target=lambda: None)
+    t.start()
+    t.join()
+
     dev = torch.device("cpu")
     with PeakMemory(dev) as small:
         pass
     with PeakMemory(dev) as big:
-        x = torch.ones(64 * 2**20 // 4)  # 64 MiB
-        x += 1
+        # Fresh pages: a tensor may be served from freed heap memory that is still resident after
+        # earlier tests, so its RSS would not grow. An anonymous mapping, every page touched, always does.
+        buf = mmap.mmap(-1, 64 * 2**20)
+        for off in range(0, len(buf), mmap.PAGESIZE):
+            buf[off] = 1
+        buf.close()
     assert big.mib > 0 and small.mib > 0
     if big.reset_ok:  # the high-water mark was reset between the blocks
         assert big.mib >= small.mib + 32

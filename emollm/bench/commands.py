@@ -53,6 +53,45 @@ def _finish(report: Any, json_out: Path | None) -> None:
     typer.echo(report.json_line())
 
 
+def _run_model_bench(
+    kind: str,
+    preset: str,
+    own: dict[str, Any],
+    *,
+    device: str,
+    threads: int | None,
+    corpus: str | None,
+    split: str | None,
+    text: dict[str, int] | None,
+    shape: list[str] | None,
+    override: list[str] | None,
+    allow_slow: bool,
+    seed: int | None,
+    json_out: Path | None,
+) -> None:
+    """The part every model benchmark shares: preset defaults under the given options, typed config, run."""
+    import importlib
+
+    from emollm.bench.defaults import bench_settings
+    from emollm.config import validate
+
+    module = importlib.import_module(f"emollm.bench.{kind}")
+    config_cls = {"train": "TrainBenchConfig", "eval": "EvalBenchConfig", "generate": "GenerateBenchConfig"}[kind]
+    dev = _setup(device, threads)
+    given = {
+        **own,
+        "corpus": corpus,
+        "split": split,
+        "text": text,
+        "shape": _shape(shape) or None,
+        "overrides": override or None,
+        "allow_slow": allow_slow or None,
+        "seed": seed,
+    }
+    cfg = validate(getattr(module, config_cls), bench_settings(kind, preset, given), f"emollm bench {kind}")
+    _finish(module.run(cfg, dev), json_out)
+
+
 def _setup(device: str, threads: int | None) -> Any:
     import torch
 
@@ -117,12 +156,7 @@ def register(app: typer.Typer) -> None:
         json_out: Path | None = json_opt,
     ) -> None:
         """LoRA training: bucketed bf16 micro-batches vs the reference's batch-1 fp16 steps."""
-        from emollm.bench import train
-        from emollm.bench.defaults import bench_settings
-        from emollm.config import validate
-
-        dev = _setup(device, threads)
-        given = {
+        own = {
             "samples": samples,
             "batch_size": batch_size,
             "grad_accum": grad_accum,
@@ -134,16 +168,12 @@ def register(app: typer.Typer) -> None:
             "gradient_checkpointing": gradient_checkpointing or None,
             "bucket": bucket,
             "mixture": mixture,
-            "corpus": corpus,
-            "split": split,
-            "text": _text(subtitle_sentences, answer_words),
-            "shape": _shape(shape) or None,
-            "overrides": override or None,
-            "allow_slow": allow_slow or None,
-            "seed": seed,
         }
-        cfg = validate(train.TrainBenchConfig, bench_settings("train", preset, given), "emollm bench train")
-        _finish(train.run(cfg, dev), json_out)
+        _run_model_bench(
+            "train", preset, own, device=device, threads=threads, corpus=corpus, split=split,
+            text=_text(subtitle_sentences, answer_words), shape=shape, override=override,
+            allow_slow=allow_slow, seed=seed, json_out=json_out,
+        )  # fmt: skip
 
     @bench.command("eval")
     def eval_cmd(
@@ -171,12 +201,7 @@ def register(app: typer.Typer) -> None:
         json_out: Path | None = json_opt,
     ) -> None:
         """Closed-set eval: batched label scoring vs one-at-a-time generation + last word."""
-        from emollm.bench import eval as eval_bench
-        from emollm.bench.defaults import bench_settings
-        from emollm.config import validate
-
-        dev = _setup(device, threads)
-        given = {
+        own = {
             "samples": samples,
             "batch_size": batch_size,
             "repeats": repeats,
@@ -184,16 +209,12 @@ def register(app: typer.Typer) -> None:
             "ref_max_new_tokens": ref_max_new_tokens,
             "ref_answer_tokens": ref_answer_tokens,
             "precision": precision,
-            "corpus": corpus,
-            "split": split,
-            "text": _text(subtitle_sentences, None),
-            "shape": _shape(shape) or None,
-            "overrides": override or None,
-            "allow_slow": allow_slow or None,
-            "seed": seed,
         }
-        cfg = validate(eval_bench.EvalBenchConfig, bench_settings("eval", preset, given), "emollm bench eval")
-        _finish(eval_bench.run(cfg, dev), json_out)
+        _run_model_bench(
+            "eval", preset, own, device=device, threads=threads, corpus=corpus, split=split,
+            text=_text(subtitle_sentences, None), shape=shape, override=override,
+            allow_slow=allow_slow, seed=seed, json_out=json_out,
+        )  # fmt: skip
 
     @bench.command("generate")
     def generate_cmd(
@@ -218,28 +239,19 @@ def register(app: typer.Typer) -> None:
         json_out: Path | None = json_opt,
     ) -> None:
         """Generation: left-padded batches with KV cache vs one prompt at a time (tokens/s)."""
-        from emollm.bench import generate
-        from emollm.bench.defaults import bench_settings
-        from emollm.config import validate
-
-        dev = _setup(device, threads)
-        given = {
+        own = {
             "samples": samples,
             "batch_size": batch_size,
             "max_new_tokens": max_new_tokens,
             "ignore_eos": ignore_eos,
             "task": task,
             "ref_samples": ref_samples,
-            "corpus": corpus,
-            "split": split,
-            "text": _text(subtitle_sentences, None),
-            "shape": _shape(shape) or None,
-            "overrides": override or None,
-            "allow_slow": allow_slow or None,
-            "seed": seed,
         }
-        cfg = validate(generate.GenerateBenchConfig, bench_settings("generate", preset, given), "emollm bench generate")
-        _finish(generate.run(cfg, dev), json_out)
+        _run_model_bench(
+            "generate", preset, own, device=device, threads=threads, corpus=corpus, split=split,
+            text=_text(subtitle_sentences, None), shape=shape, override=override,
+            allow_slow=allow_slow, seed=seed, json_out=json_out,
+        )  # fmt: skip
 
     @bench.command("extract")
     def extract_cmd(

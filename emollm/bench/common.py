@@ -10,8 +10,8 @@
 
 Timing syncs the accelerator before reading the clock. Peak memory is
 ``torch.cuda.max_memory_allocated`` on a GPU (reset before each path) and the process RSS high-water
-mark from ``resource.getrusage`` on a CPU (reset through ``/proc/self/clear_refs`` where Linux allows
-it, so the reference path does not inherit the fast path's peak; ``peak_mem_reset`` says whether it did).
+mark (``VmHWM`` in ``/proc/self/status``) on a CPU (reset through ``/proc/self/clear_refs`` where
+Linux allows it, so the reference path does not inherit the fast path's peak; ``peak_mem_reset`` says whether it did).
 
 FLOPs (``ModelDims``) follow the PaLM appendix-B convention, with LoRA's frozen base made explicit.
 Per real (non-padding) token of a sequence of length ``L``::
@@ -287,8 +287,8 @@ def _rss_high_water_mib() -> float:
     """The process's RSS high-water mark in MiB.
 
     ``VmHWM`` in ``/proc/self/status`` is the counter that ``clear_refs`` resets. ``getrusage``'s
-    ``ru_maxrss`` is not usable after a reset: the kernel also folds in the high-water mark recorded
-    whenever any thread of the process exits (a tokenizer or data-loader thread), which no reset clears.
+    ``ru_maxrss`` also takes the maximum with a per-process value (the signal struct's ``maxrss``)
+    that ``clear_refs`` does not reset, so it is only the fallback.
     """
     try:
         with open("/proc/self/status") as f:

@@ -125,33 +125,13 @@ def run(cfg: ExtractBenchConfig, device: torch.device) -> BenchReport:
     folder = Path(tempfile.mkdtemp(prefix="bench-extract-", dir=parent))
     try:
         cache = FeatureCache(folder)
-        cold = _pass(
-            "cold (computed)",
-            Featurizer(encoders, cache, "auto", batch_size=cfg.batch_size),
-            samples,
-            man.root,
-            mods,
-            cfg.batch_size,
-            device,
-        )
-        warm = _pass(
-            "warm (cache hits)",
-            Featurizer(encoders, cache, "auto", batch_size=cfg.batch_size),
-            samples,
-            man.root,
-            mods,
-            cfg.batch_size,
-            device,
-        )
-        third = _pass(
-            f"changed {mod}.{opt}={value}",
-            Featurizer(changed, cache, "auto", batch_size=cfg.batch_size),
-            samples,
-            man.root,
-            mods,
-            cfg.batch_size,
-            device,
-        )
+        passes = [("cold (computed)", encoders), ("warm (cache hits)", encoders)]
+        passes.append((f"changed {mod}.{opt}={value}", changed))
+        cold, warm, third = (
+            _pass(name, Featurizer(encs, cache, "auto", batch_size=cfg.batch_size), samples, man.root, mods,
+                  cfg.batch_size, device)
+            for name, encs in passes
+        )  # fmt: skip
     finally:
         if not cfg.keep_cache:
             shutil.rmtree(folder, ignore_errors=True)

@@ -174,6 +174,7 @@ def load_checkpoint(
         raise FileNotFoundError(f"{p} is not an emollm checkpoint: expected {p / WEIGHTS} and {p / MODEL_YAML}")
     system = build_system(read_model_config(p, overrides), device, gradient_checkpointing, source=str(p))
     load_trainable_state_dict(system, load_file(str(p / WEIGHTS)), str(p / WEIGHTS))
+    system.trained = True
     if device is not None:
         system.model.projectors.to(device)
     return system

@@ -39,6 +39,8 @@ class EmoSystem:
     labels: LabelSpace
     source: str = "config"
     """Preset name or checkpoint folder the system came from (reports name it)."""
+    trained: bool = False
+    """True when the projectors/LoRA were loaded from a checkpoint; a preset's are random (jobs say so)."""
 
     @property
     def tokenizer(self) -> Any:

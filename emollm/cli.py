@@ -37,6 +37,7 @@ def _root() -> None:
 COMMAND_MODULES = (
     "emollm.model.commands",
     "emollm.data.commands",
+    "emollm.data.prompt_view",
     "emollm.features.commands",
     "emollm.training.commands",
     "emollm.evaluation.commands",

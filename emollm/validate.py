@@ -46,10 +46,11 @@ def validate_yaml(path: str | Path) -> str:
             raise ConfigError(f"{p}: not valid JSON: {e}") from None
         return "DeepSpeed config"
     if kind == "mixture":
-        from emollm.data.instructions import InstructionRecipe, load_mixture
+        from emollm.data.contract import PromptContract
+        from emollm.data.instructions import load_mixture
         from emollm.labels import label_space
 
-        InstructionRecipe(load_mixture(p), label_space("mer6"))  # checks every pool exists and fits its target
+        PromptContract.from_mixture(load_mixture(p), label_space("mer6"))  # every pool exists and fits its target
         return "instruction mixture"
     if kind == "data_recipe":
         from emollm.data.prepare import load_recipe

@@ -42,7 +42,8 @@ from emollm.bench.common import (
 )
 from emollm.bench.workload import Workload, WorkloadConfig, load_workload
 from emollm.config import Strict
-from emollm.data.instructions import InstructionRecipe, load_mixture
+from emollm.data.contract import PromptContract
+from emollm.data.instructions import load_mixture
 from emollm.training.data import EpochPlan, answer_loss, collate_training, estimate_length
 
 
@@ -81,7 +82,9 @@ class _Stream:
 
     def __init__(self, wl: Workload, cfg: TrainBenchConfig, batch_size: int, bucket: bool) -> None:
         self.wl = wl
-        self.recipe = InstructionRecipe(load_mixture(cfg.mixture), wl.system.labels)
+        self.recipe = PromptContract.from_mixture(
+            load_mixture(cfg.mixture), wl.system.labels, wl.system.cfg.system_prompt
+        )
         tokens = sum(e.tokens_per_item for e in wl.system.encoders.values())
         lengths = [estimate_length(s, tokens) for s in wl.samples]
         if len(wl.samples) < batch_size:

@@ -41,6 +41,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from emollm.config import ConfigError, ModelConfig, Strict
+from emollm.data.contract import PromptContract, default_contract, load_contract
 from emollm.data.sample import Sample
 from emollm.evaluation.answers import ReadingMode
 from emollm.evaluation.tasks import (
@@ -54,9 +55,9 @@ from emollm.evaluation.tasks import (
     resolve_data,
     resolve_root_refs,
 )
-from emollm.evaluation.variants import PromptVariant, RenderedLabels, load_variants, render_instruction, render_labels
+from emollm.evaluation.variants import PromptVariant, RenderedLabels, apply_variant, load_variants
 from emollm.io import JsonlAppender, atomic_write_json, read_jsonl, sha256_file
-from emollm.labels import LabelSpace
+from emollm.labels import LabelSpace, label_space
 from emollm.log import get_logger
 from emollm.media.noise import NoiseSpec
 
@@ -121,6 +122,8 @@ class CheckpointInfo:
     name: str
     identity: str
     cfg: ModelConfig
+    contract: PromptContract
+    """What the model is asked: its checkpoint's prompt contract, or the preset's default."""
 
 
 def checkpoint_info(spec: str) -> CheckpointInfo:
@@ -137,13 +140,14 @@ def checkpoint_info(spec: str) -> CheckpointInfo:
         name = p.resolve().name
         if name in ("final", "best", "last") or name.startswith("step_"):
             name = f"{p.resolve().parent.name}_{name}"
-        return CheckpointInfo(
-            spec, "checkpoint", name, f"checkpoint:{name}@{h.hexdigest()[:16]}", model_config_for(spec)
-        )
+        cfg = model_config_for(spec)
+        contract = load_contract(p, label_space(cfg.label_space), cfg.system_prompt)
+        return CheckpointInfo(spec, "checkpoint", name, f"checkpoint:{name}@{h.hexdigest()[:16]}", cfg, contract)
     if spec in PRESETS:
         cfg = model_config(spec)
         digest = hashlib.sha256(json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
-        return CheckpointInfo(spec, "preset", spec, f"preset:{spec}@{digest[:16]}", cfg)
+        contract = default_contract(label_space(cfg.label_space), cfg.system_prompt)
+        return CheckpointInfo(spec, "preset", spec, f"preset:{spec}@{digest[:16]}", cfg, contract)
     if p.exists():
         raise FileNotFoundError(
             f"--checkpoint {spec}: not an emollm checkpoint (no trainable.safetensors + model.yaml)"
@@ -301,17 +305,9 @@ def _signature(task: EvalTask, method: str, c: Condition) -> str:
     return hashlib.sha256(json.dumps(sig, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def _pool_text(task: EvalTask, index: int) -> str:
-    from emollm.data.instructions import load_pool
-
-    if task.prompt.instruction is not None and index == task.prompt.index:
-        return task.prompt.instruction
-    pool = load_pool(task.pool)
-    return pool[index % len(pool)]
-
-
 def _condition(
     task: EvalTask,
+    contract: PromptContract,
     space: LabelSpace,
     cid: str,
     kind: Literal["base", "ablation", "robustness", "noise"],
@@ -320,17 +316,18 @@ def _condition(
     noise: NoiseSpec | None = None,
     title: str = "",
 ) -> Condition:
-    index = variant.prompt_index if variant.prompt_index is not None else task.prompt.index
-    v = variant if variant.separator is not None else variant.model_copy(update={"separator": task.prompt.separator})
-    labels = render_labels(space, v)
-    text = _pool_text(task, index)
-    instruction = render_instruction(text, labels.text, task.prompt.task, variant.role, variant.suffix)
-    subtitle = task.prompt.subtitle if variant.subtitle is None else variant.subtitle
-    return Condition(cid, kind, instruction, modalities, subtitle, labels, noise, variant.family, title or cid)
+    """One condition: the contract's prompt for the task, transformed by ``variant``."""
+    p = task.prompt
+    vp = apply_variant(contract, p.task, variant, space, p.index, p.pool, p.instruction, p.separator, p.subtitle)
+    return Condition(cid, kind, vp.instruction, modalities, vp.subtitle, vp.labels, noise, variant.family, title or cid)
 
 
 def plan_task(task: EvalTask, entry: SuiteEntry, opts: EvalOptions, ckpt: CheckpointInfo, data: TaskData) -> TaskPlan:
     """Conditions, samples and metrics of one task."""
+    try:
+        ckpt.contract.task(task.prompt.task)
+    except KeyError as e:
+        raise ConfigError(f"task {task.name!r}: {e.args[0]}") from None
     method = opts.method if (opts.method and task.kind == "classification") else task.answers.method
     reading = opts.reading or task.answers.reading
     limit = min(x for x in (entry.limit, opts.limit, len(data.samples)) if x is not None)
@@ -344,7 +341,7 @@ def plan_task(task: EvalTask, entry: SuiteEntry, opts: EvalOptions, ckpt: Checkp
         )
     space = data.space
     base_mods = _base_modalities(opts, ckpt)
-    conds = [_condition(task, space, "base", "base", PromptVariant(id="base"), base_mods, title="base")]
+    conds = [_condition(task, ckpt.contract, space, "base", "base", PromptVariant(id="base"), base_mods, title="base")]
     if entry.ablation is not None:
         groups = _modality_groups(ckpt.cfg, entry.ablation)
         names = list(groups) + (["T"] if entry.ablation.text else [])
@@ -363,12 +360,12 @@ def plan_task(task: EvalTask, entry: SuiteEntry, opts: EvalOptions, ckpt: Checkp
             mods = tuple(m for m in ckpt.cfg.modalities if any(m in groups.get(g, []) for g in combo))
             title = "+".join(combo)
             v = PromptVariant(id="base", subtitle="T" in combo)
-            conds.append(_condition(task, space, f"ablation:{title}", "ablation", v, mods, title=title))
+            conds.append(_condition(task, ckpt.contract, space, f"ablation:{title}", "ablation", v, mods, title=title))
     if entry.robustness is not None:
         vf = load_variants(entry.robustness.variants)
         for v in vf.select(entry.robustness.only, entry.robustness.families):
             try:
-                conds.append(_condition(task, space, v.id, "robustness", v, base_mods))
+                conds.append(_condition(task, ckpt.contract, space, v.id, "robustness", v, base_mods))
             except ValueError as e:
                 raise ConfigError(f"task {task.name!r}, variant file {vf.name!r}: {e}") from None
     if entry.noise is not None:
@@ -381,7 +378,9 @@ def plan_task(task: EvalTask, entry: SuiteEntry, opts: EvalOptions, ckpt: Checkp
                 video=lvl.draw or lvl.blur is not None,
             )
             v = PromptVariant(id="base")
-            conds.append(_condition(task, space, f"noise:{lvl.label}", "noise", v, base_mods, spec, lvl.label))
+            conds.append(
+                _condition(task, ckpt.contract, space, f"noise:{lvl.label}", "noise", v, base_mods, spec, lvl.label)
+            )
     ids = [c.id for c in conds]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
@@ -557,7 +556,7 @@ def execute(
         system = load_system(ckpt.spec, device=opts.device)
     cache = FeatureCache(opts.features) if opts.feature_mode != "live" else None
     featurizer = Featurizer(system.encoders, cache, opts.feature_mode, batch_size=opts.batch_size)
-    predictor = Predictor(system, featurizer, batch_size=opts.batch_size)
+    predictor = Predictor(system, featurizer, contract=ckpt.contract, batch_size=opts.batch_size)
     todo = {(tp.task.name, c.prompt_id, s.id) for tp, c, s in pending}
     bar = tqdm(total=len(pending), desc="eval", unit="answer", disable=not opts.progress, dynamic_ncols=True)
     try:
@@ -668,6 +667,8 @@ def run_eval(opts: EvalOptions, system: Any = None) -> EvalOutcome:
     ckpt = checkpoint_info(opts.checkpoint)
     out = Path(opts.out) if opts.out else default_out(ckpt)
     plan = build_plan(opts, ckpt)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt.contract.save(out)  # the run records what the model was asked
     rec_dir = out / "records"
     store = RecordStore(rec_dir, ckpt.identity)
     if store.n_other_checkpoint:

@@ -67,8 +67,6 @@ DEFAULT_GOLD: dict[str, str] = {
     "sentiment": "valence",
     "explanation": "fine",
 }
-PROMPT_POOLS: dict[str, str] = {"emotion": "emotion", "reason": "reason", "describe": "describe", "openset": "openset"}
-"""Instruction task of the Predictor's default mixture -> its instruction pool (prompts/instructions/)."""
 
 _ROOT_REF = re.compile(r"\{root:([A-Za-z0-9_.-]+)\}")
 
@@ -105,20 +103,21 @@ class DataSpec(Strict):
 
 
 class PromptSpec(Strict):
-    """The base prompt; prompt-robustness variants change one part of it."""
+    """The base prompt. Unset fields come from the model's prompt contract (what it was trained with);
+    prompt-robustness variants change one part of it."""
 
-    task: Literal["emotion", "reason", "describe", "openset"] = "emotion"
-    """Instruction task (its [tag] and default pool): emotion, reason, describe or openset."""
+    task: str = Field("emotion", pattern=r"^[A-Za-z0-9_.-]+$")
+    """Task of the model's prompt contract (its [tag] and instructions): emotion, reason, describe, openset..."""
     pool: str | None = None
-    """Instruction pool (prompts/instructions/<pool>.yaml or a path); default: the task's own."""
+    """Ask with this instruction pool (prompts/instructions/<pool>.yaml or a path) instead of the contract's texts."""
     index: int = Field(0, ge=0)
-    """Which instruction of the pool (0 = the one training and evaluation use by default)."""
+    """Which instruction (0 = the one training and inference use by default)."""
     instruction: str | None = None
-    """A literal instruction instead of the pool ({labels} is filled in)."""
-    subtitle: bool = True
-    """Put the subtitle ("The person in video says: ...") in the prompt."""
-    separator: str = ", "
-    """Between labels in {labels}."""
+    """A literal instruction instead of the contract's ({labels} is filled in)."""
+    subtitle: bool | None = None
+    """Put the subtitle ("The person in video says: ...") in the prompt (None: the contract's rule)."""
+    separator: str | None = None
+    """Between labels in {labels} (None: the contract's separator)."""
 
 
 class AnswerSpec(Strict):
@@ -234,7 +233,8 @@ class EvalTask(Strict):
 
     @property
     def pool(self) -> str:
-        return self.prompt.pool or PROMPT_POOLS[self.prompt.task]
+        """Where the instruction comes from: an explicit pool, or ``contract`` (the model's own texts)."""
+        return self.prompt.pool or "contract"
 
     @property
     def labels_only(self) -> bool:

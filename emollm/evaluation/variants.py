@@ -1,5 +1,8 @@
 """Prompt-robustness variants (PR-MER, mer_eval.md §5.2): how one prompt variant rewrites the task's prompt.
 
+A variant is a transformation of the model's prompt contract (``apply_variant``): the contract's
+instruction for the task, with one thing changed. There is no second prompt builder.
+
 A variant file (``prompts/robustness/<name>.yaml``) lists variants, each changing one thing of the
 task's base prompt::
 
@@ -31,13 +34,16 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from emollm.config import Strict, load_config
 from emollm.labels import LabelSpace
 from emollm.paths import resolve_resource
+
+if TYPE_CHECKING:
+    from emollm.data.contract import PromptContract
 
 Family = Literal["P", "O", "S", "L", "R", "T", "F"]
 FAMILY_NAMES: dict[str, str] = {
@@ -206,3 +212,50 @@ def render_instruction(
     if suffix:
         text += suffix
     return f"[{tag}] {text}" if tag else text
+
+
+@dataclass(frozen=True)
+class VariantPrompt:
+    """What one variant of a contract task asks: the full ``[tag] instruction``, the subtitle choice and labels."""
+
+    instruction: str
+    subtitle: bool
+    labels: RenderedLabels
+
+
+def apply_variant(
+    contract: PromptContract,
+    task: str,
+    variant: PromptVariant,
+    space: LabelSpace | None = None,
+    index: int = 0,
+    pool: str | None = None,
+    literal: str | None = None,
+    separator: str | None = None,
+    subtitle: bool | None = None,
+) -> VariantPrompt:
+    """The contract's prompt for ``task`` transformed by ``variant`` (the base variant changes nothing).
+
+    ``space``: the label space listed (default: the contract's labels); ``index``: the base instruction;
+    ``pool`` / ``literal``: an eval task asking with another pool or a literal text instead of the
+    contract's; ``separator`` / ``subtitle``: the eval task's own choices (None: the contract's).
+    """
+    from emollm.data.instructions import load_pool
+    from emollm.labels import label_space as get_space
+
+    spec = contract.task(task)
+    space = space or get_space(contract.label_space)
+    idx = variant.prompt_index if variant.prompt_index is not None else index
+    sep = separator if separator is not None else contract.label_separator
+    v = variant if variant.separator is not None else variant.model_copy(update={"separator": sep})
+    labels = render_labels(space, v)
+    if literal is not None and idx == index:
+        text = literal
+    elif pool is not None:
+        texts = load_pool(pool)
+        text = texts[idx % len(texts)]
+    else:
+        text = contract.prompt_text(task, idx)
+    instruction = render_instruction(text, labels.text, spec.tag, variant.role, variant.suffix)
+    base_sub = subtitle if subtitle is not None else contract.include_subtitle()
+    return VariantPrompt(instruction, base_sub if variant.subtitle is None else variant.subtitle, labels)

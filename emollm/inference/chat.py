@@ -1,7 +1,7 @@
 """``ChatSession``: multi-turn emotion chat over clips, with media attachable at any turn and streaming.
 
 The session is what ``emollm chat``, the HTTP server and the web demo run on. Each user turn is built
-by the same ``InstructionRecipe.user_message`` the evaluation uses (media parts in model order, the
+by the same ``PromptContract.user_message`` the evaluation uses (media parts in model order, the
 subtitle sentence, ``[tag] instruction``); the first turn of a session is therefore exactly the
 conversation ``Predictor.classify`` / ``Predictor.generate`` build for that clip, so with greedy
 decoding chat, predict, serve and eval give the same answer.
@@ -53,7 +53,7 @@ from emollm.log import get_logger
 log = get_logger(__name__)
 
 TASKS: dict[str, str] = {"label": "emotion", "explain": "reason", "openset": "openset"}
-"""Chat task -> task of the predictor's instruction mixture."""
+"""Chat task -> the default contract's task; a checkpoint's own contract decides (``ChatSession.contract_task``)."""
 TASK_ALIASES = {"emotion": "label", "reason": "explain", "describe": "explain", "open": "openset"}
 
 
@@ -274,17 +274,20 @@ class ChatSession:
         t = text.strip()
         if t.startswith("["):
             return t
-        spec = self.predictor.recipe.mixture.tasks[TASKS[task]]
-        tag = TASKS[task] if spec.tag is None else spec.tag
-        return f"[{tag}] {t}" if tag else t
+        return self.predictor.contract.tagged(self.contract_task(task), t)
+
+    def contract_task(self, task: str) -> str:
+        """The prompt-contract task a chat task is asked with (``explain`` -> ``reason``, or ``describe``
+        for a model trained to describe under another tag...)."""
+        return self.predictor.contract.chat_task(normalize_task(task))  # type: ignore[arg-type]
 
     def _user_message(
         self, sample: Sample | None, feats: SampleFeatures | None, task: str, text: str | None
     ) -> Message:
         mods = [m for m in self.system.modalities if feats is not None and m in feats.features]
-        return self.predictor.recipe.user_message(
+        return self.predictor.contract.user_message(
             sample or Sample(id="chat"),
-            TASKS[task],
+            self.contract_task(task),
             mods,
             prompt_index=0,
             include_subtitle=self.include_subtitle,

@@ -1,7 +1,9 @@
 """Predictor: batched label scoring and generation for manifest samples or ad-hoc clips.
 
 The one inference path behind validation, ``emollm eval``, ``emollm predict``, ``emollm chat`` and
-the server: samples -> features (cache) -> instruction recipe -> processor -> EmoLLM.
+the server: samples -> features (cache) -> prompt contract -> processor -> EmoLLM. Conversations come
+from the system's prompt contract (the one its checkpoint was trained with; a preset's default), so
+every job asks what training taught.
 
     pred = Predictor(system, featurizer)
     res = pred.classify(samples, root)                 # list[LabelResult]: probs over the label space
@@ -21,8 +23,8 @@ from typing import Any
 
 import torch
 
+from emollm.data.contract import PromptContract
 from emollm.data.conversation import Conversation
-from emollm.data.instructions import InstructionRecipe, MixtureConfig, TaskSpec, classification_mixture
 from emollm.data.sample import Sample
 from emollm.features.featurizer import Featurizer, SampleFeatures, stack_features
 from emollm.inference.scoring import candidate_token_ids
@@ -37,25 +39,17 @@ class LabelResult:
     modalities: list[str]
 
 
-def default_mixture() -> MixtureConfig:
-    m = classification_mixture()
-    m.tasks["reason"] = TaskSpec(pool="reason", target="fine")
-    m.tasks["describe"] = TaskSpec(pool="describe", target="coarse")
-    m.tasks["openset"] = TaskSpec(pool="openset", target="openset")
-    return m
-
-
 class Predictor:
     def __init__(
         self,
         system: Any,
         featurizer: Featurizer,
-        mixture: MixtureConfig | None = None,
+        contract: PromptContract | None = None,
         batch_size: int = 16,
     ) -> None:
         self.system = system
         self.featurizer = featurizer
-        self.recipe = InstructionRecipe(mixture or default_mixture(), system.labels)
+        self.contract: PromptContract = contract or system.contract
         self.batch_size = batch_size
         self._cands: dict[tuple[str, ...], list[list[int]]] = {}
 
@@ -82,9 +76,9 @@ class Predictor:
             mods = [m for m in self.system.modalities if m in f.features]
             instr = instruction
             if instr is None and label_order is not None:
-                instr = self.recipe.instruction(task, prompt_index, label_order)
+                instr = self.contract.instruction(task, prompt_index, label_order)
             out.append(
-                self.recipe.conversation(
+                self.contract.conversation(
                     s,
                     task,
                     mods,
@@ -158,7 +152,8 @@ class Predictor:
         feats = feats if feats is not None else self.features(samples, root, modalities)
         if modalities is not None:
             feats = [_restrict(f, modalities) for f in feats]
-        convs = self.conversations(samples, feats, "emotion", prompt_index, include_subtitle, instruction, label_order)
+        task = self.contract.chat_task("label")
+        convs = self.conversations(samples, feats, task, prompt_index, include_subtitle, instruction, label_order)
         return self.classify_conversations(convs, feats)
 
     @torch.no_grad()
@@ -182,7 +177,7 @@ class Predictor:
         self,
         samples: Sequence[Sample],
         root: str | os.PathLike[str] | None,
-        task: str = "reason",
+        task: str | None = None,
         modalities: Sequence[str] | None = None,
         include_subtitle: bool | None = None,
         prompt_index: int = 0,
@@ -192,6 +187,7 @@ class Predictor:
         feats = feats if feats is not None else self.features(samples, root, modalities)
         if modalities is not None:
             feats = [_restrict(f, modalities) for f in feats]
+        task = task or self.contract.chat_task("explain")
         convs = self.conversations(samples, feats, task, prompt_index, include_subtitle)
         return self.generate_conversations(convs, feats, **gen_kwargs)
 

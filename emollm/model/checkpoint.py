@@ -31,6 +31,7 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 from emollm.config import ModelConfig, apply_overrides, validate
+from emollm.data.contract import PromptContract, load_contract
 from emollm.io import atomic_write_json
 from emollm.model.lora import load_lora_state_dict, lora_state_dict, merge_lora
 
@@ -109,7 +110,9 @@ def save_checkpoint(
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write the checkpoint folder atomically (temp sibling + rename). Returns the folder."""
-    return write_checkpoint(out_dir, trainable_state_dict(system), system.cfg, run_config, extra, system.source)
+    return write_checkpoint(
+        out_dir, trainable_state_dict(system), system.cfg, run_config, extra, system.source, contract=system.contract
+    )
 
 
 def write_checkpoint(
@@ -120,15 +123,19 @@ def write_checkpoint(
     extra: dict[str, Any] | None = None,
     source: str = "config",
     files: dict[str, Path] | None = None,
+    contract: PromptContract | None = None,
 ) -> Path:
     """Write ``state`` (projectors.* / lora.* tensors) + configs + manifest to ``out_dir`` atomically.
-    ``files`` maps extra file names to existing files/folders moved into the checkpoint (resume state)."""
+    ``files`` maps extra file names to existing files/folders moved into the checkpoint (resume state);
+    ``contract`` is saved as ``prompt_contract.yaml`` (what every job asks the model)."""
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         save_file(state, str(tmp / WEIGHTS))
         (tmp / MODEL_YAML).write_text(yaml.safe_dump(model_cfg.model_dump(mode="json"), sort_keys=False))
+        if contract is not None:
+            contract.save(tmp)
         if run_config is not None:
             (tmp / "config.yaml").write_text(yaml.safe_dump(run_config.model_dump(mode="json"), sort_keys=False))
         for name, src in (files or {}).items():
@@ -175,6 +182,8 @@ def load_checkpoint(
     system = build_system(read_model_config(p, overrides), device, gradient_checkpointing, source=str(p))
     load_trainable_state_dict(system, load_file(str(p / WEIGHTS)), str(p / WEIGHTS))
     system.trained = True
+    system.contract = load_contract(p, system.labels, system.cfg.system_prompt)
+    system.processor.system_prompt = system.contract.system_prompt
     if device is not None:
         system.model.projectors.to(device)
     return system

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from emollm.config import ModelConfig
+from emollm.data.contract import PromptContract, default_contract
 from emollm.data.processor import Processor
 from emollm.encoders import Encoder, build_encoder
 from emollm.labels import LabelSpace, label_space
@@ -41,6 +42,12 @@ class EmoSystem:
     """Preset name or checkpoint folder the system came from (reports name it)."""
     trained: bool = False
     """True when the projectors/LoRA were loaded from a checkpoint; a preset's are random (jobs say so)."""
+    contract: PromptContract | None = None
+    """What the model is asked (``prompt_contract.yaml`` of a checkpoint; the default for a preset)."""
+
+    def __post_init__(self) -> None:
+        if self.contract is None:
+            self.contract = default_contract(self.labels, self.cfg.system_prompt)
 
     @property
     def tokenizer(self) -> Any:

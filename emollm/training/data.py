@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from emollm.data.instructions import InstructionRecipe, load_pool
+from emollm.data.contract import PromptContract
 from emollm.data.sample import Sample
 from emollm.features.featurizer import Featurizer, stack_features
 
@@ -79,7 +79,7 @@ def estimate_length(sample: Sample, tokens_per_modality: int) -> int:
 
 def collate_training(
     system: Any,
-    recipe: InstructionRecipe,
+    recipe: PromptContract,
     featurizer: Featurizer,
     samples: Sequence[Sample],
     root: str | os.PathLike[str] | None,
@@ -105,11 +105,10 @@ def collate_training(
         if task is None:
             skipped += 1
             continue
-        spec = recipe.mixture.tasks[task]
-        pidx = rng.randrange(len(load_pool(spec.pool)))
+        pidx = rng.randrange(len(recipe.task(task).prompts))
         sub: bool | None = None
-        if recipe.mixture.subtitle == "random":
-            sub = rng.random() < recipe.mixture.subtitle_prob
+        if recipe.subtitle == "random":
+            sub = rng.random() < recipe.subtitle_prob
         if subtitle_dropout > 0 and rng.random() < subtitle_dropout:
             sub = False
         conv = recipe.conversation(s, task, mods, prompt_index=pidx, include_subtitle=sub)
@@ -117,7 +116,7 @@ def collate_training(
         kept.append(f)
     if not encs:
         raise ValueError(
-            f"no sample in batch {list(indices)} has an answer for any task of mixture {recipe.mixture.name!r}"
+            f"no sample in batch {list(indices)} has an answer for any task of prompt contract {recipe.name!r}"
         )
     batch = system.processor.collate(encs, padding_side="right")
     batch["features"] = stack_features(kept, system.modalities)

@@ -42,7 +42,8 @@ import numpy as np
 import torch
 
 from emollm.config import ConfigError, dump_config
-from emollm.data.instructions import InstructionRecipe, load_mixture
+from emollm.data.contract import PromptContract, load_contract
+from emollm.data.instructions import load_mixture
 from emollm.data.sample import Manifest
 from emollm.features.cache import FeatureCache
 from emollm.features.featurizer import Featurizer
@@ -282,6 +283,7 @@ class Trainer:
             for e in self.system.encoders.values():
                 e.to(self.device)
         self.featurizer = Featurizer(self.system.encoders, cache, mode=fc.mode, batch_size=fc.batch_size)
+        self.contracts = self._resolve_contracts()
         self.resume_dir = self._find_resume()
         self.progress = Progress()
         if self.resume_dir is not None:
@@ -320,6 +322,21 @@ class Trainer:
             return p
         cands = sorted(self.out.glob("*/step_*/progress.json"), key=lambda q: json.loads(q.read_text())["global_step"])
         return cands[-1].parent if cands else None
+
+    def _resolve_contracts(self) -> list[tuple[PromptContract, PromptContract]]:
+        """Per stage: (the stage's own contract, which training samples from; the contract saved with its
+        checkpoints: this stage's tasks over every earlier stage's, over the base model's)."""
+        base = self.system.contract
+        if self.cfg.init_from and Path(self.cfg.init_from).is_dir():
+            base = load_contract(self.cfg.init_from, self.system.labels, self.cfg.model.system_prompt)
+        out = []
+        for st in self.cfg.stages:
+            own = PromptContract.from_mixture(
+                load_mixture(st.mixture), self.system.labels, self.cfg.model.system_prompt
+            )
+            base = own.over(base)  # type: ignore[arg-type]
+            out.append((own, base))
+        return out
 
     def _init_from(self, path: str) -> None:
         p = Path(path)
@@ -439,7 +456,7 @@ class Trainer:
 
     def _run_stage(self, si: int, stage: StageConfig) -> dict[str, Any]:
         cfg = self.cfg
-        recipe = InstructionRecipe(load_mixture(stage.mixture), self.system.labels)
+        recipe, self.system.contract = self.contracts[si]
         tokens = sum(e.tokens_per_item for e in self.system.encoders.values())
         lengths = [estimate_length(s, tokens) for s in self.train_samples]
         plan = EpochPlan(
@@ -536,6 +553,7 @@ class Trainer:
                 self.cfg,
                 {"stage": stage.name, "step": prog.step, "val": metrics},
                 self.cfg.name,  # type: ignore[arg-type]
+                contract=self.system.contract,
             )
         barrier()
         engine.close()
@@ -560,7 +578,7 @@ class Trainer:
         return ok
 
     def _batch_iter(
-        self, plan: EpochPlan, recipe: InstructionRecipe, stage: StageConfig, epoch: int, micro: int, per_epoch: int
+        self, plan: EpochPlan, recipe: PromptContract, stage: StageConfig, epoch: int, micro: int, per_epoch: int
     ) -> Any:
         cfg = self.cfg
         while True:
@@ -643,6 +661,7 @@ class Trainer:
                     self.cfg,
                     {"stage": stage.name, "step": prog.step, "val": metrics},
                     self.cfg.name,  # type: ignore[arg-type]
+                    contract=self.system.contract,
                 )
             barrier()
         return metrics
@@ -668,8 +687,15 @@ class Trainer:
             (tmp / "progress.json").write_text(json.dumps(asdict(prog)))
             files["progress.json"] = tmp / "progress.json"
             write_checkpoint(
-                final, state, self.system.cfg, self.cfg, {"stage": stage.name, "step": prog.step}, self.cfg.name, files
-            )  # type: ignore[arg-type]
+                final,
+                state,
+                self.system.cfg,
+                self.cfg,
+                {"stage": stage.name, "step": prog.step},
+                self.cfg.name,  # type: ignore[arg-type]
+                files,
+                contract=self.system.contract,
+            )
             shutil.rmtree(tmp, ignore_errors=True)
             steps = sorted(stage_dir.glob("step_*"))
             for old in steps[: -stage.keep_last]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from emollm.config import ConfigError
-from emollm.data.instructions import InstructionRecipe, classification_mixture
+from emollm.data.contract import default_contract
 from emollm.evaluation.variants import PromptVariant, load_variants, render_instruction, render_labels
 from emollm.labels import label_space
 
@@ -61,7 +61,7 @@ def test_word_forms_are_scored_and_mapped_back() -> None:
 
 
 def test_base_instruction_equals_the_training_prompt() -> None:
-    recipe = InstructionRecipe(classification_mixture(), MER6)
+    recipe = default_contract(MER6)
     pool0 = "Please determine which emotion label in the video represents: {labels}."
     base = render_instruction(pool0, render_labels(MER6, PromptVariant(id="b")).text, "emotion")
     assert base == recipe.instruction("emotion", 0)

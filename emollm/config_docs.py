@@ -26,6 +26,11 @@ SECTIONS: list[tuple[str, str, str]] = [
         "emollm.data.instructions:MixtureConfig",
         "training stages",
     ),
+    (
+        "Prompt contract (`prompt_contract.yaml` in every checkpoint)",
+        "emollm.data.contract:PromptContract",
+        "every job that asks a model (written by training; `emollm prompt` shows it)",
+    ),
     ("Eval task (`eval/tasks/*.yaml`)", "emollm.evaluation.tasks:EvalTask", "`emollm eval --tasks`"),
     ("Eval suite (`eval/suites/*.yaml`)", "emollm.evaluation.tasks:Suite", "`emollm eval --suite`"),
     (

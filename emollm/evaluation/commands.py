@@ -100,6 +100,13 @@ def eval_command(
     judge: Path | None = typer.Option(None, "--judge", help="LLM judge config YAML for explanation tasks."),
     list_tasks: bool = typer.Option(False, "--list", help="List the shipped tasks and suites, then exit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    backend: str = typer.Option("local", "--backend", help="local (a checkpoint or preset) or openai (an endpoint)."),
+    base_url: str | None = typer.Option(None, "--base-url", help="openai: the endpoint's API root (…/v1)."),
+    model: str | None = typer.Option(None, "--model", help="openai: the model name the endpoint serves."),
+    api_key_env: str | None = typer.Option(None, "--api-key-env", help="openai: env variable holding the API key."),
+    endpoint: Path | None = typer.Option(None, "--endpoint", help="openai: an EndpointConfig YAML (parts, prices...)."),
+    profile: str | None = typer.Option(None, "--profile", help="openai: media-part defaults: openai, vllm or emollm."),
+    concurrency: int | None = typer.Option(None, "--concurrency", min=1, help="openai: requests in flight."),
 ) -> None:
     """Evaluate a checkpoint or preset on tasks or a suite: results.json, report.md, plots, submission CSVs."""
     from emollm.config import ConfigError
@@ -108,7 +115,12 @@ def eval_command(
         if list_tasks:
             _list_tasks()
             return
-        if checkpoint is None:
+        ep = None
+        if backend == "openai":
+            from emollm.inference.remote import endpoint_from_options
+
+            ep = endpoint_from_options(endpoint, base_url, model, api_key_env, profile, concurrency)
+        elif checkpoint is None:
             raise ValueError("--checkpoint is required (a checkpoint folder or a preset name)")
         from emollm.evaluation.report import print_summary
         from emollm.evaluation.runner import EvalOptions, run_eval
@@ -117,7 +129,9 @@ def eval_command(
 
         opts = EvalOptions.model_validate(
             {
-                "checkpoint": checkpoint,
+                "checkpoint": checkpoint or "",
+                "backend": backend,
+                "endpoint": ep,
                 "tasks": [t.strip() for t in (tasks or "").split(",") if t.strip()],
                 "suite": suite,
                 "out": str(out) if out else None,

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from emollm.config import ConfigError, ModelConfig, Strict
 from emollm.data.contract import PromptContract, default_contract, load_contract
@@ -56,6 +56,7 @@ from emollm.evaluation.tasks import (
     resolve_root_refs,
 )
 from emollm.evaluation.variants import PromptVariant, RenderedLabels, apply_variant, load_variants
+from emollm.inference.remote import ENDPOINT_MODALITIES, EndpointConfig
 from emollm.io import JsonlAppender, atomic_write_json, read_jsonl, sha256_file
 from emollm.labels import LabelSpace, label_space
 from emollm.log import get_logger
@@ -69,8 +70,13 @@ RECORD_FORMAT = "emollm-eval-record-v1"
 class EvalOptions(Strict):
     """Everything ``emollm eval`` takes (see docs/EVALUATION.md)."""
 
-    checkpoint: str
-    """A checkpoint folder (trainable.safetensors + model.yaml) or a preset name (zero-shot)."""
+    checkpoint: str = ""
+    """A checkpoint folder (trainable.safetensors + model.yaml) or a preset name (zero-shot); with
+    ``backend: openai`` it may be empty (the endpoint's model is evaluated)."""
+    backend: Literal["local", "openai"] = "local"
+    """local: an emollm checkpoint or preset in this process; openai: an OpenAI-compatible endpoint."""
+    endpoint: EndpointConfig | None = None
+    """The endpoint (``backend: openai``): base URL, model, media parts, concurrency, retries, cache."""
     tasks: list[str] = Field(default_factory=list)
     """Task names (eval/tasks) or YAML paths; each runs its base condition."""
     suite: str | None = None
@@ -102,6 +108,14 @@ class EvalOptions(Strict):
     """An LLM judge config YAML (``JudgeConfig``) for explanation tasks; overrides the suite's."""
     progress: bool = True
 
+    @model_validator(mode="after")
+    def _backend(self) -> EvalOptions:
+        if self.backend == "openai" and self.endpoint is None:
+            raise ValueError("backend openai needs an endpoint (--base-url URL --model NAME)")
+        if self.backend == "local" and not self.checkpoint:
+            raise ValueError("a local run needs --checkpoint (a checkpoint folder or a preset)")
+        return self
+
     @field_validator("shard")
     @classmethod
     def _shard(cls, v: tuple[int, int]) -> tuple[int, int]:
@@ -121,9 +135,42 @@ class CheckpointInfo:
     kind: Literal["preset", "checkpoint"]
     name: str
     identity: str
-    cfg: ModelConfig
+    cfg: ModelConfig | None
+    """The model config (None for an endpoint)."""
     contract: PromptContract
-    """What the model is asked: its checkpoint's prompt contract, or the preset's default."""
+    """What the model is asked: its checkpoint's prompt contract, or the preset's (endpoint's) default."""
+    modality_kinds: dict[str, str] = field(default_factory=dict)
+    """Modality -> the input kind it is made from (audio, frames, faces, features): ablation groups."""
+    endpoint: EndpointConfig | None = None
+
+
+def _kinds(cfg: ModelConfig) -> dict[str, str]:
+    from emollm.encoders import ENCODERS
+
+    return {m: ENCODERS.get(mc.encoder.name).input_kind for m, mc in cfg.modalities.items()}
+
+
+def endpoint_info(ep: EndpointConfig) -> CheckpointInfo:
+    from emollm.inference.remote import load_endpoint_contract
+
+    return CheckpointInfo(
+        f"{ep.model}@{ep.base_url}",
+        "endpoint",
+        ep.name,
+        ep.identity,
+        None,
+        load_endpoint_contract(ep),
+        dict(ENDPOINT_MODALITIES),
+        ep,
+    )
+
+
+def run_info(opts: EvalOptions) -> CheckpointInfo:
+    """What ``opts`` evaluates: an endpoint, or a checkpoint folder / preset."""
+    if opts.backend == "openai":
+        assert opts.endpoint is not None
+        return endpoint_info(opts.endpoint)
+    return checkpoint_info(opts.checkpoint)
 
 
 def checkpoint_info(spec: str) -> CheckpointInfo:
@@ -142,12 +189,13 @@ def checkpoint_info(spec: str) -> CheckpointInfo:
             name = f"{p.resolve().parent.name}_{name}"
         cfg = model_config_for(spec)
         contract = load_contract(p, label_space(cfg.label_space), cfg.system_prompt)
-        return CheckpointInfo(spec, "checkpoint", name, f"checkpoint:{name}@{h.hexdigest()[:16]}", cfg, contract)
+        ident = f"checkpoint:{name}@{h.hexdigest()[:16]}"
+        return CheckpointInfo(spec, "checkpoint", name, ident, cfg, contract, _kinds(cfg))
     if spec in PRESETS:
         cfg = model_config(spec)
         digest = hashlib.sha256(json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
         contract = default_contract(label_space(cfg.label_space), cfg.system_prompt)
-        return CheckpointInfo(spec, "preset", spec, f"preset:{spec}@{digest[:16]}", cfg, contract)
+        return CheckpointInfo(spec, "preset", spec, f"preset:{spec}@{digest[:16]}", cfg, contract, _kinds(cfg))
     if p.exists():
         raise FileNotFoundError(
             f"--checkpoint {spec}: not an emollm checkpoint (no trainable.safetensors + model.yaml)"
@@ -253,10 +301,8 @@ def gold_text(task: EvalTask, s: Sample) -> str | None:
     return v if isinstance(v, str) and v.strip() else None
 
 
-def _modality_groups(cfg: ModelConfig, spec: AblationSpec) -> dict[str, list[str]]:
-    from emollm.encoders import ENCODERS
-
-    mods = list(cfg.modalities)
+def _modality_groups(kinds: dict[str, str], spec: AblationSpec) -> dict[str, list[str]]:
+    mods = list(kinds)
     if spec.groups is not None:
         groups = {g: [m for m in ms if m in mods] for g, ms in spec.groups.items()}
         unknown = sorted({m for ms in spec.groups.values() for m in ms} - set(mods))
@@ -267,14 +313,14 @@ def _modality_groups(cfg: ModelConfig, spec: AblationSpec) -> dict[str, list[str
     else:
         groups = {}
         for m in mods:
-            kind = ENCODERS.get(cfg.modalities[m].encoder.name).input_kind
+            kind = kinds[m]
             g = "A" if kind == "audio" else "V" if kind in ("frames", "faces") else m
             groups.setdefault(g, []).append(m)
     return {g: ms for g, ms in groups.items() if ms}
 
 
 def _base_modalities(opts: EvalOptions, ckpt: CheckpointInfo) -> tuple[str, ...]:
-    mods = list(ckpt.cfg.modalities)
+    mods = list(ckpt.modality_kinds)
     choice = opts.modalities.strip()
     if choice == "auto":
         return () if ckpt.kind == "preset" else tuple(mods)
@@ -329,6 +375,8 @@ def plan_task(task: EvalTask, entry: SuiteEntry, opts: EvalOptions, ckpt: Checkp
     except KeyError as e:
         raise ConfigError(f"task {task.name!r}: {e.args[0]}") from None
     method = opts.method if (opts.method and task.kind == "classification") else task.answers.method
+    if ckpt.kind == "endpoint" and method == "score_labels":
+        method = "generate"  # an endpoint cannot score labels: it answers in text, read by the answer reader
     reading = opts.reading or task.answers.reading
     limit = min(x for x in (entry.limit, opts.limit, len(data.samples)) if x is not None)
     chosen = data.samples[:limit]
@@ -343,7 +391,7 @@ def plan_task(task: EvalTask, entry: SuiteEntry, opts: EvalOptions, ckpt: Checkp
     base_mods = _base_modalities(opts, ckpt)
     conds = [_condition(task, ckpt.contract, space, "base", "base", PromptVariant(id="base"), base_mods, title="base")]
     if entry.ablation is not None:
-        groups = _modality_groups(ckpt.cfg, entry.ablation)
+        groups = _modality_groups(ckpt.modality_kinds, entry.ablation)
         names = list(groups) + (["T"] if entry.ablation.text else [])
         combos = [c for r in range(1, len(names) + 1) for c in itertools.combinations(names, r)]
         if entry.ablation.only is not None:
@@ -357,7 +405,7 @@ def plan_task(task: EvalTask, entry: SuiteEntry, opts: EvalOptions, ckpt: Checkp
                 )
             combos = [c for c in combos if frozenset(c) in wanted]
         for combo in combos:
-            mods = tuple(m for m in ckpt.cfg.modalities if any(m in groups.get(g, []) for g in combo))
+            mods = tuple(m for m in ckpt.modality_kinds if any(m in groups.get(g, []) for g in combo))
             title = "+".join(combo)
             v = PromptVariant(id="base", subtitle="T" in combo)
             conds.append(_condition(task, ckpt.contract, space, f"ablation:{title}", "ablation", v, mods, title=title))
@@ -549,14 +597,28 @@ def execute(
     stats = {"computed": 0, "reused": len(units) - len(pending), "total": len(units)}
     if not pending:
         return stats
-    if system is None:
-        from emollm.model.system import load_system
+    predictor: Any
+    if ckpt.endpoint is not None:
+        from emollm.inference.remote import RemotePredictor
 
-        log.info("loading %s", ckpt.spec)
-        system = load_system(ckpt.spec, device=opts.device)
-    cache = FeatureCache(opts.features) if opts.feature_mode != "live" else None
-    featurizer = Featurizer(system.encoders, cache, opts.feature_mode, batch_size=opts.batch_size)
-    predictor = Predictor(system, featurizer, contract=ckpt.contract, batch_size=opts.batch_size)
+        predictor = remote = RemotePredictor(ckpt.endpoint, ckpt.contract)
+
+        def prepare(chunk: list[Sample], root: Any, mods: list[str], noise: NoiseSpec | None) -> list[Any]:
+            return remote.prepare(chunk, root, mods, noise)
+    else:
+        if system is None:
+            from emollm.model.system import load_system
+
+            log.info("loading %s", ckpt.spec)
+            system = load_system(ckpt.spec, device=opts.device)
+        cache = FeatureCache(opts.features) if opts.feature_mode != "live" else None
+        featurizer = Featurizer(system.encoders, cache, opts.feature_mode, batch_size=opts.batch_size)
+        predictor = Predictor(system, featurizer, contract=ckpt.contract, batch_size=opts.batch_size)
+
+        def prepare(chunk: list[Sample], root: Any, mods: list[str], noise: NoiseSpec | None) -> list[Any]:
+            fz = featurizer.with_noise(noise) if noise is not None else featurizer
+            return fz(chunk, root, mods)
+
     todo = {(tp.task.name, c.prompt_id, s.id) for tp, c, s in pending}
     bar = tqdm(total=len(pending), desc="eval", unit="answer", disable=not opts.progress, dynamic_ncols=True)
     try:
@@ -568,12 +630,12 @@ def execute(
                 groups.setdefault(key, []).append(c)
             for conds in groups.values():
                 noise = next((c.noise for c in conds if c.noise is not None and c.modalities), None)
-                fz = featurizer.with_noise(noise) if noise is not None else featurizer
                 need = [s for s in samples if any((tp.task.name, c.prompt_id, s.id) in todo for c in conds)]
-                mods = [m for m in system.modalities if any(m in c.modalities for c in conds)]
+                mods = [m for m in ckpt.modality_kinds if any(m in c.modalities for c in conds)]
                 bar.set_postfix_str(f"{tp.task.name} ({len(conds)} condition(s))")
                 for chunk in _chunks(need, opts.batch_size):
-                    feats = fz(chunk, tp.data.manifest.root, mods) if mods else [SampleFeatures(s.id) for s in chunk]
+                    root = tp.data.manifest.root
+                    feats = prepare(chunk, root, mods, noise) if mods else [SampleFeatures(s.id) for s in chunk]
                     for c in conds:
                         idx = [j for j, s in enumerate(chunk) if (tp.task.name, c.prompt_id, s.id) in todo]
                         if not idx:
@@ -588,6 +650,18 @@ def execute(
                         bar.update(len(recs))
     finally:
         bar.close()
+        if ckpt.endpoint is not None:
+            used = predictor.write_usage(store.folder.parent)
+            log.info(
+                "endpoint %s: %d request(s) sent, %d answered from the cache, %d prompt + %d completion tokens, cost %.4f",
+                ckpt.endpoint.base_url,
+                predictor.usage.requests,
+                predictor.usage.cached,
+                predictor.usage.prompt_tokens,
+                predictor.usage.completion_tokens,
+                predictor.usage.cost(ckpt.endpoint),
+            )
+            stats["endpoint"] = used  # type: ignore[assignment]
     return stats
 
 
@@ -664,7 +738,7 @@ def run_eval(opts: EvalOptions, system: Any = None) -> EvalOutcome:
     """
     from emollm.evaluation.report import write_report
 
-    ckpt = checkpoint_info(opts.checkpoint)
+    ckpt = run_info(opts)
     out = Path(opts.out) if opts.out else default_out(ckpt)
     plan = build_plan(opts, ckpt)
     out.mkdir(parents=True, exist_ok=True)

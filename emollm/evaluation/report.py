@@ -533,8 +533,9 @@ def score_openset(tp: TaskPlan, store: RecordStore, out: Path, roots: dict[str, 
         atomic_write_text(gold_csv, _csv_text(["name", "openset"], g_rows))
     else:
         atomic_write_text(gold_csv, _csv_text(["name", "discrete"], [[s.id, s.label] for s in tp.samples]))
-    sub_rows = [[s.id, _openset_cell(w)] for s, w in zip(tp.samples, words, strict=True)]
-    atomic_write_text(sub_csv, _csv_text(["name", "openset"], sub_rows))
+    # text: the raw reply, for metrics that judge it (mme_emotion); list readers ignore extra columns
+    sub_rows = [[s.id, _openset_cell(w), r.get("text") or ""] for s, w, r in zip(tp.samples, words, recs, strict=True)]
+    atomic_write_text(sub_csv, _csv_text(["name", "openset", "text"], sub_rows))
     res: dict[str, Any] = {"files": {"gold": _rel(gold_csv, out), "submission": _rel(sub_csv, out)}}
     res["metrics"] = _run_metrics(tp, gold_csv, sub_csv, out)
     n_empty = sum(1 for w in words if not w)

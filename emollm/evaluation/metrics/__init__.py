@@ -13,6 +13,11 @@ ov              ``openset``                 MER2024 MER-OV (Accuracy_s + Recall_
 wheel           ``wheel``                   EW-L1 (or L2) F-score averaged over the 5 emotion wheels
 hitrate         ``unibench``                MER-UniBench hit rate, mean over the 5 level-1 wheels
 sentiment       ``unibench``                binary weighted F1 on non-zero gold
+uar_war         ``dfer``                    DFEW / MAFW UAR (mean over folds when the gold has a fold column)
+mer2025_semi    ``mer2025``                 MER2025 Track 1 WAF (optionally the 20,000-candidate check)
+mer2025_fg      ``mer2025``                 MER2025 Track 2 mean of EW-L1 and EW-L2 F
+emobench        ``emobench``                EmoBench-M accuracy (official: empty dropped; clean: wrong)
+mme_emotion     ``mme_emotion``             MME-Emotion CoT (judge) or judge-free recognition
 ==============  ==========================  ===============================================================
 
 Use them through ``emollm.evaluation.score.score`` (``emollm score`` on the command line)::
@@ -112,4 +117,14 @@ def align_names(gold: NameTable, pred: NameTable, *, allow_extra: bool = True) -
 
 
 # populate the registry (each module registers its own metric names)
-from emollm.evaluation.metrics import classification, mer, openset, unibench, wheel  # noqa: E402,F401
+from emollm.evaluation.metrics import (  # noqa: E402,F401
+    classification,
+    dfer,
+    emobench,
+    mer,
+    mer2025,
+    mme_emotion,
+    openset,
+    unibench,
+    wheel,
+)

@@ -5,6 +5,8 @@
     emollm score --metric wheel --gold ov.csv --pred pred.csv --wheel emotion_wheel --wheel-version mer2026
     emollm eval --checkpoint runs/mini/final --suite eval/suites/synthmer.yaml
     emollm eval -c mini --tasks mer2023_test1 --root mer2023=/data/MER2023 --limit 50
+    emollm score --metric hitrate --gold gold.csv --wheel emotion_wheel --pred e30=p30.csv --pred e35=p35.csv
+    emollm leaderboard runs/eval/a runs/eval/b --out runs/leaderboard
 
 ``score`` prints the result as JSON on stdout (and writes it atomically with ``--out``); bad input
 (missing or malformed files, unknown names or labels, wrong options) prints one ``error:`` line on
@@ -28,9 +30,20 @@ METRIC_HELP = (
 
 
 def score_command(
-    metric: str = typer.Option(..., "--metric", "-m", help=METRIC_HELP),
-    gold: Path = typer.Option(..., "--gold", help="Gold CSV (name,discrete[,valence] / name,openset / name,valence)."),
-    pred: Path = typer.Option(..., "--pred", help="Prediction CSV (name,discrete[,valence] / name,openset)."),
+    metric: str | None = typer.Option(None, "--metric", "-m", help=METRIC_HELP + " (not needed for run folders)"),
+    gold: Path | None = typer.Option(
+        None, "--gold", help="Gold CSV (name,discrete[,valence] / name,openset / name,valence)."
+    ),
+    pred: list[str] = typer.Option(
+        ...,
+        "--pred",
+        help="Prediction CSV (name,discrete[,valence] / name,openset), or an eval run folder; repeat for several "
+        "runs (seeds, checkpoints, models), optionally as NAME=PATH.",
+    ),
+    extractor: Path | None = typer.Option(
+        None, "--extractor", help="ExtractorConfig YAML: predictions are free text read by that LLM (AffectGPT)."
+    ),
+    markdown: Path | None = typer.Option(None, "--markdown", help="Several runs: also write the table as Markdown."),
     synonyms: Path | None = typer.Option(None, "--synonyms", help="ov: cached GPT groupings (openset-synonym.zip)."),
     wheel: Path | None = typer.Option(None, "--wheel", help="wheel/hitrate: emotion-wheel resource folder."),
     wheel_version: str | None = typer.Option(None, "--wheel-version", help="affectgpt2025 (default) or mer2026."),
@@ -56,10 +69,8 @@ def score_command(
     }
     options = {k: v for k, v in given.items() if v is not None}
     try:
-        from emollm.evaluation.score import score
-
-        result = score(metric, gold, pred, mode=mode, bootstrap=bootstrap, seed=seed, alpha=alpha, **options)
-    except (ConfigError, ValueError, KeyError, FileNotFoundError) as e:
+        result = _score_preds(metric, gold, pred, extractor, out, markdown, mode, bootstrap, seed, alpha, options)
+    except (ConfigError, ValueError, KeyError, FileNotFoundError, RuntimeError) as e:
         msg = str(e.args[0] if isinstance(e, KeyError) and e.args else e)
         if isinstance(e, ConfigError):  # option keys -> the flags a user typed
             msg = re.sub(r"key '(\w+)'", lambda m: "option --" + m.group(1).replace("_", "-"), msg)
@@ -71,6 +82,61 @@ def score_command(
 
         atomic_write_text(out, text + "\n")
     typer.echo(text)
+
+
+def _score_preds(
+    metric: str | None,
+    gold: Path | None,
+    preds: list[str],
+    extractor: Path | None,
+    out: Path | None,
+    markdown: Path | None,
+    mode: str,
+    bootstrap: int,
+    seed: int,
+    alpha: float,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """One file (the plain result), several files (per run + mean ± std + max) or several run folders."""
+    from emollm.evaluation import multirun
+    from emollm.evaluation.score import score
+
+    named = multirun.parse_named(preds)
+    dirs = [p for _, p in named if p.is_dir()]
+    if dirs and len(dirs) != len(named):
+        raise ValueError("--pred: give either prediction files or eval run folders, not both")
+    if dirs:
+        if extractor is not None:
+            raise ValueError("--extractor reads prediction files; for run folders rerun emollm eval --extractor")
+        result = multirun.score_run_dirs(named, bootstrap=bootstrap, seed=seed, alpha=alpha)
+    else:
+        if metric is None or gold is None:
+            raise ValueError("--metric and --gold are required to score prediction files")
+        described: dict[str, Any] | None = None
+        if extractor is not None:
+            import tempfile
+
+            from emollm.evaluation.extract import Extractor, extract_prediction_file, load_extractor_config
+
+            work = (out.parent if out else Path(tempfile.mkdtemp(prefix="emollm-extract-"))) / "extracted"
+            cfg = load_extractor_config(extractor, work / "cache")
+            with Extractor(cfg) as ex:
+                named = [(n, extract_prediction_file(metric, p, ex, work / n)) for n, p in named]
+                described = ex.describe()
+        kw = {"mode": mode, "bootstrap": bootstrap, "seed": seed, "alpha": alpha, **options}
+        if len(named) == 1:
+            result = score(metric, gold, named[0][1], **kw)
+        else:
+            result = multirun.score_files(metric, gold, named, **kw)
+        if described is not None:
+            result["extractor"] = described
+    if markdown is not None:
+        from emollm.io import atomic_write_text
+
+        if "runs" not in result:
+            raise ValueError("--markdown needs several runs (repeat --pred)")
+        atomic_write_text(markdown, multirun.render_markdown(result))
+    return result
 
 
 def eval_command(
@@ -98,6 +164,9 @@ def eval_command(
     reading: str | None = typer.Option(None, "--reading", help="Generated labels: clean or published (last word)."),
     method: str | None = typer.Option(None, "--method", help="Classification answers: score_labels or generate."),
     judge: Path | None = typer.Option(None, "--judge", help="LLM judge config YAML for explanation tasks."),
+    extractor: Path | None = typer.Option(
+        None, "--extractor", help="ExtractorConfig YAML: an LLM reads open-set/sentiment answers (AffectGPT)."
+    ),
     list_tasks: bool = typer.Option(False, "--list", help="List the shipped tasks and suites, then exit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     backend: str = typer.Option("local", "--backend", help="local (a checkpoint or preset) or openai (an endpoint)."),
@@ -147,6 +216,7 @@ def eval_command(
                 "reading": reading,
                 "method": method,
                 "judge": str(judge) if judge else None,
+                "extractor": str(extractor) if extractor else None,
                 "progress": not quiet,
             }
         )
@@ -182,7 +252,26 @@ def _list_tasks() -> None:
     typer.echo("suites: " + ", ".join(p.stem for p in sorted(suite_dir().glob("*.yaml"))))
 
 
+def leaderboard_command(
+    runs: list[str] = typer.Argument(..., help="Eval run folders (emollm eval --out), optionally NAME=DIR."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for leaderboard.{md,html,json,png} and prompts/."),
+    title: str = typer.Option("Leaderboard", "--title", help="Heading of the tables and the plot."),
+    plot: bool = typer.Option(True, "--plot/--no-plot", help="Write leaderboard.png (matplotlib)."),
+) -> None:
+    """Several models' runs on one suite side by side: Markdown and HTML tables, a plot, prompts and protocol."""
+    from emollm.evaluation.leaderboard import _parse_runs, build_leaderboard, write_leaderboard
+
+    try:
+        lb = build_leaderboard(_parse_runs(runs), title=title)
+        files = write_leaderboard(lb, out, plot=plot)
+    except (ValueError, FileNotFoundError) as e:
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{len(lb.models)} models x {len(lb.tasks)} tasks: {files['md']}  {files['html']}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the evaluation commands to the ``emollm`` app."""
     app.command("score")(score_command)
     app.command("eval")(eval_command)
+    app.command("leaderboard")(leaderboard_command)

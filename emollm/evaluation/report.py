@@ -32,13 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from emollm.evaluation.answers import (
-    ReadingMode,
-    original_rule_labels,
-    read_labels,
-    read_openset,
-    sentiment_of_words,
-)
+from emollm.evaluation.answers import ReadingMode, original_rule_labels, read_labels
 from emollm.evaluation.metrics.classification import classification_metrics
 from emollm.io import atomic_write_json, atomic_write_text
 from emollm.log import get_logger
@@ -522,11 +516,15 @@ def _lexicon_reader(tp: TaskPlan, roots: dict[str, str]) -> Any:
     return tp.data.space.mentions
 
 
-def score_openset(tp: TaskPlan, store: RecordStore, out: Path, roots: dict[str, str]) -> dict[str, Any]:
+def score_openset(
+    tp: TaskPlan, store: RecordStore, out: Path, roots: dict[str, str], extractor: str | None = None
+) -> dict[str, Any]:
+    from emollm.evaluation.extract import answer_words
+
     task = tp.task
     recs = _records(tp, tp.condition("base"), store)
     lexicon = _lexicon_reader(tp, roots)
-    words = [read_openset(r.get("text"), lexicon) for r in recs]
+    words, reader = answer_words(recs, [s.id for s in tp.samples], lexicon, extractor, out)
     gold_csv, sub_csv = out / "gold" / f"{task.name}.csv", out / "submissions" / f"{task.name}.csv"
     if task.gold_field == "openset":
         g_rows = [[s.id, _openset_cell(list(s.openset or []))] for s in tp.samples]
@@ -543,7 +541,7 @@ def score_openset(tp: TaskPlan, store: RecordStore, out: Path, roots: dict[str, 
         "n": len(words),
         "n_unparsed": n_empty,
         "unparsed_rate": n_empty / len(words),
-        "extractor": "list split, else lexicon",
+        "extractor": reader,
     }
     rows = [
         {"id": s.id, "gold": s.openset if task.gold_field == "openset" else s.label, "pred": w, "text": r.get("text")}
@@ -555,17 +553,21 @@ def score_openset(tp: TaskPlan, store: RecordStore, out: Path, roots: dict[str, 
     return res
 
 
-def score_sentiment(tp: TaskPlan, store: RecordStore, out: Path, roots: dict[str, str]) -> dict[str, Any]:
+def score_sentiment(
+    tp: TaskPlan, store: RecordStore, out: Path, roots: dict[str, str], extractor: str | None = None
+) -> dict[str, Any]:
+    from emollm.evaluation.extract import answer_sentiments
+
     task = tp.task
     base = tp.condition("base")
     recs = _records(tp, base, store)
     words: list[list[str]] | None = None
+    reader: dict[str, Any] = {"kind": "constrained", "id": "score_labels"}
     if tp.method == "score_labels":
         preds: list[str | None] = [base.to_canonical(r["answer"]) for r in recs]
     else:
         lexicon = _lexicon_reader(tp, roots)
-        words = [read_openset(r.get("text"), lexicon) for r in recs]
-        preds = [sentiment_of_words(w) for w in words]
+        words, preds, reader = answer_sentiments(recs, [s.id for s in tp.samples], lexicon, extractor, out)
     bad = [p for p in preds if p is not None and p not in ("positive", "negative", "neutral")]
     if bad:
         raise ValueError(f"task {task.name!r}: sentiment answers must be positive/negative/neutral, got {bad[:3]}")
@@ -576,7 +578,7 @@ def score_sentiment(tp: TaskPlan, store: RecordStore, out: Path, roots: dict[str
     res: dict[str, Any] = {"files": {"gold": _rel(gold_csv, out), "submission": _rel(sub_csv, out)}}
     res["metrics"] = _run_metrics(tp, gold_csv, sub_csv, out)
     n_un = sum(1 for p in preds if p is None)
-    res["answers"] = {"n": len(preds), "n_unparsed": n_un, "unparsed_rate": n_un / len(preds)}
+    res["answers"] = {"n": len(preds), "n_unparsed": n_un, "unparsed_rate": n_un / len(preds), "extractor": reader}
     rows = []
     for i, (s, p, r) in enumerate(zip(tp.samples, preds, recs, strict=True)):
         row: dict[str, Any] = {"id": s.id, "valence_gold": s.valence, "pred": p}
@@ -649,9 +651,9 @@ def score_task(tp: TaskPlan, store: RecordStore, out: Path, plan: Plan, opts: Ev
     if kind == "classification":
         res = score_classification(tp, store, out, plots)
     elif kind == "openset":
-        res = score_openset(tp, store, out, opts.roots)
+        res = score_openset(tp, store, out, opts.roots, opts.extractor)
     elif kind == "sentiment":
-        res = score_sentiment(tp, store, out, opts.roots)
+        res = score_sentiment(tp, store, out, opts.roots, opts.extractor)
     else:
         res = score_explanation(tp, store, out, plan.judge)
     task = tp.task
@@ -719,6 +721,7 @@ def write_report(
             "modalities": opts.modalities,
             "reading": opts.reading,
             "method": opts.method,
+            "extractor": opts.extractor,
             "roots": dict(opts.roots),
         },
         "run": {**stats, "records_dir": "records", "shards": shard_stats},

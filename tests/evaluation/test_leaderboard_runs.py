@@ -1,0 +1,144 @@
+"""Real ``emollm eval`` runs of the tiny-fast preset, then the producer step in eval, several run folders
+rescored at once, and ``emollm leaderboard`` over them.
+
+    pytest tests/evaluation/test_leaderboard_runs.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from chat_stub import ChatStub
+from typer.testing import CliRunner
+
+from emollm.evaluation.commands import register
+from emollm.evaluation.judge import ENV_BASE_URL
+from emollm.evaluation.leaderboard import build_leaderboard, write_leaderboard
+from emollm.evaluation.metrics.wheel import WHEELS, load_wheel
+from emollm.evaluation.multirun import SELECTED_ON_TEST, score_run_dirs
+from emollm.evaluation.runner import EvalOptions, EvalOutcome, run_eval
+
+OV_TASK = """\
+name: synth_ov
+version: "1"
+benchmark: SynthMER
+kind: openset
+data: {recipe: synthmer, root: synthmer, split: test}
+gold: label
+prompt: {task: openset, index: 0, subtitle: true}
+answers: {method: generate, max_new_tokens: 6}
+metrics:
+  - {name: hitrate, options: {wheel: "{root:emotion_wheel}", wheel_version: affectgpt2025}}
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_fast() -> Any:
+    from emollm.model.system import load_system
+
+    return load_system("tiny-fast")
+
+
+@pytest.fixture(scope="module")
+def runs(
+    tmp_path_factory: pytest.TempPathFactory, synthmer_small: Path, tiny_fast: Any, conformance: Path
+) -> dict[str, EvalOutcome]:
+    work = tmp_path_factory.mktemp("lb")
+    task = work / "synth_ov.yaml"
+    task.write_text(OV_TASK)
+    ycfg = work / "extractor.yaml"
+    ycfg.write_text("backend: openai\nmodel: Qwen2.5-7B-Instruct\nmax_retries: 0\n")
+    mp = pytest.MonkeyPatch()
+    out: dict[str, EvalOutcome] = {}
+    # an extractor that reads every answer as "happy": the hit rate then depends on the gold labels only
+    with ChatStub(lambda m: "Output: [happy]" if "main character" in m[0]["content"] else "positive") as stub:
+        mp.setenv(ENV_BASE_URL, stub.url)
+        for name, modalities, extractor in (("all", "all", None), ("text", "none", str(ycfg))):
+            opts = EvalOptions.model_validate(
+                {
+                    "checkpoint": "tiny-fast",
+                    "tasks": ["synthmer", str(task)],
+                    "out": str(work / name),
+                    "roots": {"synthmer": str(synthmer_small), "emotion_wheel": str(conformance / "emotion_wheel")},
+                    "features": str(work / "features"),
+                    "modalities": modalities,
+                    "limit": 6,
+                    "extractor": extractor,
+                    "progress": False,
+                }
+            )
+            out[name] = run_eval(opts, system=tiny_fast)
+            assert out[name].complete
+        out["_requests"] = len(stub.requests)  # type: ignore[assignment]
+    mp.undo()
+    return out
+
+
+def test_eval_reports_which_reader_was_used(runs: dict[str, Any], conformance: Path) -> None:
+    det = runs["all"].results["tasks"]["synth_ov"]["answers"]["extractor"]
+    llm = runs["text"].results["tasks"]["synth_ov"]["answers"]["extractor"]
+    assert det["kind"] == "deterministic" and llm["kind"] == "llm" and llm["official"] is True
+    assert runs["text"].results["options"]["extractor"].endswith("extractor.yaml")
+    assert runs["_requests"] == 6  # one producer-step call per answer (open-set task: no sentiment step)
+    # every answer read as [happy]: per wheel, hit = gold maps like happy; neutral is skipped everywhere
+    res = runs["text"].results["tasks"]["synth_ov"]["metrics"]["hitrate"]
+    wheel = load_wheel(conformance / "emotion_wheel", "affectgpt2025")
+    gold = [
+        json.loads(x)["gold"]
+        for x in (runs["text"].out_dir / "predictions" / "synth_ov.jsonl").read_text().splitlines()
+    ]
+    rates = []
+    for w in WHEELS:
+        mapped = [wheel.m3(g, w, "level1") for g in gold]
+        scored = [m for m in mapped if m is not None]
+        happy = wheel.m3("happy", w, "level1")
+        rates.append(sum(m == happy for m in scored) / len(scored) if scored else 0.0)
+    assert res["score"] == pytest.approx(sum(rates) / 5)
+
+
+def test_several_run_folders_rescored(runs: dict[str, Any]) -> None:
+    a, b = runs["all"], runs["text"]
+    r = score_run_dirs([("all", a.out_dir), ("text", b.out_dir)], bootstrap=10)
+    row = next(e for e in r["tasks"] if e["task"] == "synthmer" and e["metric"] == "classification")
+    sa = a.results["tasks"]["synthmer"]["metrics"]["classification"]["score"]
+    sb = b.results["tasks"]["synthmer"]["metrics"]["classification"]["score"]
+    assert [x["score"] for x in row["runs"]] == pytest.approx([sa, sb])
+    assert row["mean"] == pytest.approx((sa + sb) / 2) and row["max"]["label"] == SELECTED_ON_TEST
+    assert row["max"]["score"] == pytest.approx(max(sa, sb)) and row["runs"][0]["bootstrap"]["n_boot"] == 10
+    assert {e["task"] for e in r["tasks"]} == {"synthmer", "synth_ov"}
+
+
+def test_leaderboard_tables_plot_and_prompts(runs: dict[str, Any], tmp_path: Path) -> None:
+    a, b = runs["all"], runs["text"]
+    app = typer.Typer()
+    register(app)
+    out = tmp_path / "lb"
+    r = CliRunner().invoke(
+        app,
+        ["leaderboard", f"all={a.out_dir}", f"text={b.out_dir}", "--out", str(out), "--title", "tiny-fast on SynthMER"],
+    )
+    assert r.exit_code == 0, r.output
+    md = (out / "leaderboard.md").read_text()
+    head_a = a.results["tasks"]["synthmer"]["headline"]["value"]
+    head_b = b.results["tasks"]["synthmer"]["headline"]["value"]
+    row = next(line for line in md.splitlines() if line.startswith("| synthmer |"))
+    assert f"{100 * head_a:.2f}" in row and f"{100 * head_b:.2f}" in row
+    assert "| mean (2 tasks) |" in md and "## all" in md and "## text" in md
+    instr = a.results["tasks"]["synthmer"]["conditions"]["base"]["instruction"]
+    assert instr.replace("|", "\\|").replace("\n", " ") in md  # each model's exact prompt is shown
+    assert "none (deterministic readers)" in md and "extractor.yaml" in md
+    html = (out / "leaderboard.html").read_text()
+    assert "<table>" in html and "tiny-fast on SynthMER" in html
+    assert (out / "leaderboard.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "prompts" / "all.yaml").read_text() == (a.out_dir / "prompt_contract.yaml").read_text()
+    data = json.loads((out / "leaderboard.json").read_text())
+    assert data["scores"]["synthmer"] == pytest.approx({"all": head_a, "text": head_b})
+    # the same runs through the library, and a folder that is not a run
+    lb = build_leaderboard([("all", a.out_dir)])
+    assert write_leaderboard(lb, tmp_path / "one", plot=False)["md"].is_file()
+    bad = CliRunner().invoke(app, ["leaderboard", str(tmp_path), "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "no results.json" in bad.output

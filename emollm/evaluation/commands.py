@@ -25,7 +25,8 @@ import typer
 METRIC_HELP = (
     "classification (accuracy, WAF, macro F1, UAR/WAR), mer2023 (WAF - 0.25*MSE; --split), mer2024 (WAF), "
     "ov (MER2024-OV; --synonyms), wheel (EW set F-score; --wheel), hitrate (MER-UniBench; --wheel), "
-    "sentiment (binary weighted F1 on non-zero gold)"
+    "sentiment (binary weighted F1 on non-zero gold), uar_war (DFEW/MAFW), mer2025_semi, mer2025_fg (--wheel), "
+    "emobench (EmoBench-M), mme_emotion (--task, --judge, --clues), mme_emotion_rec (--task)"
 )
 
 
@@ -49,7 +50,15 @@ def score_command(
     wheel_version: str | None = typer.Option(None, "--wheel-version", help="affectgpt2025 (default) or mer2026."),
     level: int | None = typer.Option(None, "--level", help="wheel: main EW level, 1 (default) or 2."),
     split: str | None = typer.Option(None, "--split", help="mer2023: test1, test2 or test3."),
-    label_space: str | None = typer.Option(None, "--label-space", help="classification: label space (default mer6)."),
+    label_space: str | None = typer.Option(
+        None, "--label-space", help="classification / uar_war: label space (mer6, dfew7, mafw11...)."
+    ),
+    candidates: Path | None = typer.Option(
+        None, "--candidates", help="mer2025_semi/fg: track_all_candidates.csv (the submission covers exactly these)."
+    ),
+    task: str | None = typer.Option(None, "--task", help="mme_emotion(_rec): ER-Lab, ER-Wild, ..., ML-ER, IR."),
+    judge: Path | None = typer.Option(None, "--judge", help="mme_emotion: JudgeConfig YAML of the LLM judge."),
+    clues: Path | None = typer.Option(None, "--clues", help="mme_emotion: the dataset folder with the audio clues."),
     mode: str = typer.Option("published", "--mode", help="published (keep the official quirks) or clean."),
     bootstrap: int = typer.Option(0, "--bootstrap", help="Bootstrap resamples for a confidence interval (0: off)."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
@@ -66,6 +75,10 @@ def score_command(
         "level": level,
         "split": split,
         "label_space": label_space,
+        "candidates": candidates,
+        "task": task,
+        "judge": judge,
+        "clues": clues,
     }
     options = {k: v for k, v in given.items() if v is not None}
     try:

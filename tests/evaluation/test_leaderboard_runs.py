@@ -34,6 +34,17 @@ answers: {method: generate, max_new_tokens: 6}
 metrics:
   - {name: hitrate, options: {wheel: "{root:emotion_wheel}", wheel_version: affectgpt2025}}
 """
+SENT_TASK = """\
+name: synth_sent
+version: "1"
+benchmark: SynthMER
+kind: sentiment
+data: {recipe: synthmer, root: synthmer, split: test}
+prompt: {task: openset, index: 0, subtitle: true}
+answers: {method: generate, max_new_tokens: 6}
+metrics:
+  - {name: sentiment}
+"""
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +61,8 @@ def runs(
     work = tmp_path_factory.mktemp("lb")
     task = work / "synth_ov.yaml"
     task.write_text(OV_TASK)
+    sent = work / "synth_sent.yaml"
+    sent.write_text(SENT_TASK)
     ycfg = work / "extractor.yaml"
     ycfg.write_text("backend: openai\nmodel: Qwen2.5-7B-Instruct\nmax_retries: 0\n")
     mp = pytest.MonkeyPatch()
@@ -61,7 +74,7 @@ def runs(
             opts = EvalOptions.model_validate(
                 {
                     "checkpoint": "tiny-fast",
-                    "tasks": ["synthmer", str(task)],
+                    "tasks": ["synthmer", str(task), str(sent)],
                     "out": str(work / name),
                     "roots": {"synthmer": str(synthmer_small), "emotion_wheel": str(conformance / "emotion_wheel")},
                     "features": str(work / "features"),
@@ -83,7 +96,19 @@ def test_eval_reports_which_reader_was_used(runs: dict[str, Any], conformance: P
     llm = runs["text"].results["tasks"]["synth_ov"]["answers"]["extractor"]
     assert det["kind"] == "deterministic" and llm["kind"] == "llm" and llm["official"] is True
     assert runs["text"].results["options"]["extractor"].endswith("extractor.yaml")
-    assert runs["_requests"] == 6  # one producer-step call per answer (open-set task: no sentiment step)
+    # open-set task: one producer-step call per answer; sentiment task: answer -> list -> sentiment (two calls)
+    assert runs["_requests"] == 6 + 2 * 6
+    s = runs["text"].results["tasks"]["synth_sent"]
+    assert s["answers"]["extractor"]["kind"] == "llm"
+    assert runs["all"].results["tasks"]["synth_sent"]["answers"]["extractor"]["sentiment"] == "polarity table"
+    # every answer read as positive: published binary weighted F1 = p * 2p / (1 + p), p = share of positive gold
+    vals = [
+        json.loads(x)["valence_gold"]
+        for x in (runs["text"].out_dir / "predictions" / "synth_sent.jsonl").read_text().splitlines()
+    ]
+    nz = [v for v in vals if v != 0]
+    p = sum(v > 0 for v in nz) / len(nz)
+    assert s["metrics"]["sentiment"]["score"] == pytest.approx(p * 2 * p / (1 + p))
     # every answer read as [happy]: per wheel, hit = gold maps like happy; neutral is skipped everywhere
     res = runs["text"].results["tasks"]["synth_ov"]["metrics"]["hitrate"]
     wheel = load_wheel(conformance / "emotion_wheel", "affectgpt2025")
@@ -109,7 +134,7 @@ def test_several_run_folders_rescored(runs: dict[str, Any]) -> None:
     assert [x["score"] for x in row["runs"]] == pytest.approx([sa, sb])
     assert row["mean"] == pytest.approx((sa + sb) / 2) and row["max"]["label"] == SELECTED_ON_TEST
     assert row["max"]["score"] == pytest.approx(max(sa, sb)) and row["runs"][0]["bootstrap"]["n_boot"] == 10
-    assert {e["task"] for e in r["tasks"]} == {"synthmer", "synth_ov"}
+    assert {e["task"] for e in r["tasks"]} == {"synthmer", "synth_ov", "synth_sent"}
 
 
 def test_leaderboard_tables_plot_and_prompts(runs: dict[str, Any], tmp_path: Path) -> None:
@@ -127,7 +152,7 @@ def test_leaderboard_tables_plot_and_prompts(runs: dict[str, Any], tmp_path: Pat
     head_b = b.results["tasks"]["synthmer"]["headline"]["value"]
     row = next(line for line in md.splitlines() if line.startswith("| synthmer |"))
     assert f"{100 * head_a:.2f}" in row and f"{100 * head_b:.2f}" in row
-    assert "| mean (2 tasks) |" in md and "## all" in md and "## text" in md
+    assert "| mean (3 tasks) |" in md and "## all" in md and "## text" in md
     instr = a.results["tasks"]["synthmer"]["conditions"]["base"]["instruction"]
     assert instr.replace("|", "\\|").replace("\n", " ") in md  # each model's exact prompt is shown
     assert "none (deterministic readers)" in md and "extractor.yaml" in md

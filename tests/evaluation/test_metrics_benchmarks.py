@@ -242,3 +242,36 @@ def test_mme_emotion_missing_clue_is_named(tmp_path: Path, monkeypatch: pytest.M
     judge.write_text("backend: openai\nmodel: m\n")
     with pytest.raises(ValueError, match="no audio clue for video_id 'MAFW/video/99999.mp4'"):
         score("mme_emotion", gold, pred, task="ML-ER", judge=judge, clues=FIX / "mme_emotion")
+
+
+def test_mme_emotion_judge_sees_frames_at_one_fps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from emollm.media.video import write_video
+
+    gold, pred = _mme_files(tmp_path)
+    videos = tmp_path / "clips"
+    frames = np.stack([np.full((24, 32, 3), 20 * i, np.uint8) for i in range(12)])
+    write_video(videos / "MAFW" / "video" / "03419.mp4", frames, fps=4)  # 3 s: frames 0, 4, 8 at 1 fps
+    seen: list[list[dict]] = []
+
+    def reply(messages: list[dict]) -> str:
+        if messages[0]["role"] == "system":  # the official scoring request: system + text + images
+            seen.append(messages)
+            return "<score>Step 1: 1/1, Step 2: 1/1, Step 3: 2/2</score>"
+        return _judge_reply(messages)
+
+    judge = tmp_path / "judge.yaml"
+    judge.write_text("backend: openai\nmodel: gpt-4o-2024-11-20\nmax_retries: 0\n")
+    kw = {"task": "ML-ER", "judge": judge, "clues": FIX / "mme_emotion", "frames": True, "videos": videos}
+    with ChatStub(reply) as stub:
+        monkeypatch.setenv(ENV_BASE_URL, stub.url)
+        r = score("mme_emotion", gold, pred, **kw)
+    assert len(seen) == 1  # sample B has no clip: judged from text, counted
+    parts = seen[0][1]["content"]
+    assert parts[0]["type"] == "text" and "Emotion labels: 'anger,disgust'" in parts[0]["text"]
+    assert [p["type"] for p in parts[1:]] == ["image_url"] * 3
+    assert parts[1]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+    assert seen[0][0]["content"].startswith("You are an expert in affective computing")
+    assert r["judge"]["frames_attached"] and r["judge"]["n_without_frames"] == 1
+    assert r["recognition"] == 1.0 and r["reasoning"] == 1.0 and r["n_unparsed"] == 1
+    again = score("mme_emotion", gold, pred, **kw)  # server gone: every call from the cache
+    assert again["judge"]["calls"] == 0 and again["cot"] == r["cot"]

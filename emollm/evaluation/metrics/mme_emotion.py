@@ -19,10 +19,14 @@ The protocol (``FunAudioLLM/MME-Emotion`` ``extract_step`` / ``eval_cot``), per 
    pairs; b = 0 scores 0).
 
 Modes: **published** skips samples whose judge reply cannot be read (the official rule) and reports how
-many; **clean** scores them 0 and also reads a ``<score>`` block spanning lines. Deviations from the
-official scripts, both recorded in the result: the judge sees no video frames (the official scorer
-attaches up to 10 JPEG frames at 1 fps; emollm's judge backends take text), and the system message is
-sent as the first paragraph of the user message.
+many; **clean** scores them 0 and also reads a ``<score>`` block spanning lines.
+
+Frames (``frames: true``, ``videos``): the scoring call carries the clip's frames at 1 fps, at most 10, as
+JPEG ``image_url`` parts after the text, with the system message as a system message, as the official
+scorer sends it (openai judge backends; the request and reply are cached like the others). Without
+frames (``frames: false``, a local judge, or a clip that is not found: counted in ``n_without_frames``)
+the judge reads text only and the system message is the first paragraph of the user message; the step
+extraction is always text-only. The result records which was done (``judge.frames_attached``).
 
 Without ``judge`` the metric is judge-free: Rec = the share of gold labels found among the predicted
 words (1/0 for single-label tasks, C/K for ML-ER/FG-ER, as the judge is told to rate the last step),
@@ -99,6 +103,12 @@ class MMEEmotionOptions(ScoreOptions):
     """Judge reply cache; default ``<prediction folder>/judge_cache``."""
     alpha: float = Field(0.5, ge=0, le=1)
     """CoT = alpha * Rec + (1 - alpha) * Rea (the official default 0.5)."""
+    frames: bool = False
+    """Attach the clip's frames to the scoring call as the official scorer does (1 fps, at most ``max_frames``,
+    JPEG ``image_url`` parts, system message sent as a system message); needs an openai judge and ``videos``."""
+    videos: Path | None = None
+    """Folder the ``video_id`` paths are relative to (frames); a clip not found is judged without frames."""
+    max_frames: int = Field(10, ge=1, le=64)
 
 
 def _read_clues(path: Path, task: str) -> dict[str, str]:
@@ -122,6 +132,73 @@ def _prompt(name: str) -> Any:
     fields = {"extract": ("answer",), "score": ("audio_clue", "labels", "steps")}[name.rsplit(".", 1)[-1]]
     text = (root / f"{name}.txt").read_text(encoding="utf-8")
     return JudgePrompt(name, text, fields, str(root / f"{name}.txt"))
+
+
+def clip_frames(path: Path, max_frames: int = 10, interval_s: float = 1.0) -> list[bytes]:
+    """JPEG frames every ``interval_s`` seconds from the first, at most ``max_frames`` (``extract_key_frames``)."""
+    from emollm.inference.remote import _jpeg
+    from emollm.media.video import iter_frames, video_info
+
+    step = max(1, int(video_info(path, count=False).fps * interval_s))
+    out: list[bytes] = []
+    for i, frame in enumerate(iter_frames(path)):
+        if i % step == 0:
+            out.append(_jpeg(frame, 1 << 14))
+            if len(out) == max_frames:
+                break
+    return out
+
+
+def _ask_with_frames(judge: Any, cfg: Any, sample_id: str, system: str, text: str, frames: list[bytes]) -> str:
+    """The official scoring request: system message, then the text and the frames as image_url parts; cached."""
+    import base64
+    import os
+
+    import openai
+
+    from emollm.evaluation.judge import ENV_API_KEY, ENV_BASE_URL, JudgeError
+    from emollm.io import sha256_text
+
+    key = sha256_text(system + "\0" + text + "\0" + ",".join(sha256_text(f.hex()) for f in frames))
+    if judge.cache is not None:
+        hit = judge.cache.get(sample_id, "mme.score+frames", key)
+        if hit is not None:
+            judge.cache_hits += 1
+            return str(hit)
+    base = os.environ.get(ENV_BASE_URL, "").strip().rstrip("/")
+    if not base:
+        raise JudgeError(f"the mme_emotion judge with frames needs {ENV_BASE_URL} (an OpenAI-compatible server)")
+    base = base if base.endswith("/v1") else base + "/v1"
+    client = openai.OpenAI(
+        base_url=base,
+        api_key=os.environ.get(ENV_API_KEY, "").strip() or "EMPTY",
+        timeout=cfg.timeout_s,
+        max_retries=cfg.max_retries,
+    )
+    parts: list[dict[str, Any]] = [{"type": "text", "text": text}]
+    parts += [
+        {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64," + base64.b64encode(f).decode()}}
+        for f in frames
+    ]
+    try:
+        r = client.chat.completions.create(
+            model=cfg.model,
+            messages=[{"role": "system", "content": system}, {"role": "user", "content": parts}],  # type: ignore[list-item]
+            temperature=0.0,
+            n=1,
+            max_tokens=cfg.max_new_tokens,
+        )
+    except openai.APIStatusError as e:
+        raise JudgeError(f"judge server {base} answered HTTP {e.status_code}: {e.message}") from None
+    except openai.APIConnectionError as e:
+        raise JudgeError(f"judge server {base} unreachable: {e}") from None
+    finally:
+        client.close()
+    reply = r.choices[0].message.content or ""
+    judge.calls += 1
+    if judge.cache is not None:
+        judge.cache.put(sample_id, "mme.score+frames", key, reply)
+    return reply
 
 
 def _system() -> str:
@@ -162,7 +239,14 @@ def score_mme_emotion(gold_path: Path, pred_path: Path, opts: MMEEmotionOptions)
     if cfg.cache_dir is None:
         cfg = cfg.model_copy(update={"cache_dir": str(opts.cache_dir or pred_path.parent / "judge_cache")})
     extract, scorer, system = _prompt(f"{opts.task}.extract"), _prompt(f"{opts.task}.score"), _system()
+    use_frames, frames_note = opts.frames, ""
+    if opts.frames and opts.videos is None:
+        raise ValueError("mme_emotion frames: true needs videos (the folder the video_id paths are relative to)")
+    if opts.frames and cfg.backend != "openai":
+        use_frames, frames_note = False, "the local judge backend takes text only: judged without frames"
+        log.warning("mme_emotion %s: %s", opts.task, frames_note)
     per: list[dict[str, Any]] = []
+    n_frames: list[int] = []
     with Judge(cfg) as judge:
         for n in names:
             vid = n.split("/", 1)[1] if n.startswith(opts.task + "/") else n
@@ -175,9 +259,15 @@ def score_mme_emotion(gold_path: Path, pred_path: Path, opts: MMEEmotionOptions)
             labels = gold.raw[n].strip()
             if labels.startswith("["):  # the gold string as released: comma-joined labels
                 labels = ",".join(gold.items[n])
-            reply = judge.ask(
-                n, "mme.score", system + "\n\n" + scorer.render(audio_clue=clues[vid], labels=labels, steps=steps)
-            )
+            text = scorer.render(audio_clue=clues[vid], labels=labels, steps=steps)
+            clip = (opts.videos / vid) if use_frames and opts.videos is not None else None
+            if clip is not None and clip.is_file():
+                frames = clip_frames(clip, opts.max_frames)
+                n_frames.append(len(frames))
+                reply = _ask_with_frames(judge, cfg, n, system, text, frames)
+            else:
+                n_frames.append(0)
+                reply = judge.ask(n, "mme.score", system + "\n\n" + text)
             s = parse_step_scores(reply, multiline=opts.mode == "clean")
             per.append({"name": n, "scores": s, "n_steps": len(s) if s else 0})
         calls, hits, judge_id = judge.calls, judge.cache_hits, judge.judge_id
@@ -216,8 +306,11 @@ def score_mme_emotion(gold_path: Path, pred_path: Path, opts: MMEEmotionOptions)
             "id": judge_id,
             "calls": calls,
             "cache_hits": hits,
-            "frames_attached": False,
-            "system_message": "prepended to the user message",
+            "frames_attached": use_frames,
+            "frames_note": frames_note,
+            "n_without_frames": sum(1 for k in n_frames if k == 0),
+            "frames_per_sample": float(np.mean(n_frames)) if n_frames else 0.0,
+            "system_message": "a system message when scoring with frames, else prepended to the user message",
             "prompt_hashes": {p.name: p.hash for p in (extract, scorer)},
         },
     )

@@ -91,13 +91,19 @@ def runs(
     return out
 
 
+def s_cache_hits(runs: dict[str, Any]) -> int:
+    return runs["text"].results["tasks"]["synth_sent"]["answers"]["extractor"]["cache_hits"]
+
+
 def test_eval_reports_which_reader_was_used(runs: dict[str, Any], conformance: Path) -> None:
     det = runs["all"].results["tasks"]["synth_ov"]["answers"]["extractor"]
     llm = runs["text"].results["tasks"]["synth_ov"]["answers"]["extractor"]
     assert det["kind"] == "deterministic" and llm["kind"] == "llm" and llm["official"] is True
     assert runs["text"].results["options"]["extractor"].endswith("extractor.yaml")
-    # open-set task: one producer-step call per answer; sentiment task: answer -> list -> sentiment (two calls)
-    assert runs["_requests"] == 6 + 2 * 6
+    # open-set task: one producer-step call per answer; sentiment task: answer -> list -> sentiment. Both tasks
+    # ask the same prompt of the same clips, so the list step of the sentiment task is answered from the cache
+    assert runs["_requests"] == 6 + 6
+    assert s_cache_hits(runs) == 6
     s = runs["text"].results["tasks"]["synth_sent"]
     assert s["answers"]["extractor"]["kind"] == "llm"
     assert runs["all"].results["tasks"]["synth_sent"]["answers"]["extractor"]["sentiment"] == "polarity table"

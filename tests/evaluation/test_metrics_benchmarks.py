@@ -275,3 +275,23 @@ def test_mme_emotion_judge_sees_frames_at_one_fps(tmp_path: Path, monkeypatch: p
     assert r["recognition"] == 1.0 and r["reasoning"] == 1.0 and r["n_unparsed"] == 1
     again = score("mme_emotion", gold, pred, **kw)  # server gone: every call from the cache
     assert again["judge"]["calls"] == 0 and again["cot"] == r["cot"]
+
+
+def test_emobench_joint_emotion_intent(tmp_path: Path) -> None:
+    gold = _csv(
+        tmp_path / "g.csv",
+        ["name", "emotion", "intent"],
+        [["a", "happy", "encouraging"], ["b", "sad", "questioning"], ["c", "anger", "neutral"]],
+    )
+    pred = _csv(
+        tmp_path / "p.csv",
+        ["name", "text"],
+        [
+            ["a", "{'emotion label': 'happy', 'intent label': 'encouraging'}"],
+            ["b", "{'emotion label': 'sad', 'intent label': 'neutral'}"],
+            ["c", "I cannot tell."],
+        ],
+    )
+    r = score("emobench_joint", gold, pred)
+    # the released example: a right on both, b wrong intent; c unreadable -> dropped (official), wrong (clean)
+    assert r["official"]["n"] == 2 and r["score"] == 0.5 and r["clean"]["accuracy"] == pytest.approx(1 / 3)

@@ -17,7 +17,9 @@ uar_war         ``dfer``                    DFEW / MAFW UAR (mean over folds whe
 mer2025_semi    ``mer2025``                 MER2025 Track 1 WAF (optionally the 20,000-candidate check)
 mer2025_fg      ``mer2025``                 MER2025 Track 2 mean of EW-L1 and EW-L2 F
 emobench        ``emobench``                EmoBench-M accuracy (official: empty dropped; clean: wrong)
-mme_emotion     ``mme_emotion``             MME-Emotion CoT (judge) or judge-free recognition
+emobench_joint  ``emobench``                EmoBench-M MC-EIU joint emotion + intent accuracy
+mme_emotion     ``mme_emotion``             MME-Emotion CoT = (Rec + Rea) / 2 with the two-stage judge
+mme_emotion_rec ``mme_emotion``             MME-Emotion judge-free recognition (gold labels among the words)
 ==============  ==========================  ===============================================================
 
 Use them through ``emollm.evaluation.score.score`` (``emollm score`` on the command line)::

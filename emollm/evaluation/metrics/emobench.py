@@ -132,3 +132,65 @@ def score_emobench(gold_path: Path, pred_path: Path, opts: ScoreOptions) -> Scor
         return float((gi == pi).mean())
 
     return Scored(values, len(names), resample)
+
+
+def _dict_pair(text: str) -> tuple[str | None, str | None]:
+    """(emotion, intent) from a ``{'emotion label': ..., 'intent label': ...}`` reply."""
+    for m in _DICT.finditer(text or ""):
+        for parse in (json.loads, ast.literal_eval):
+            try:
+                obj = parse(m.group(0))
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                continue
+            if isinstance(obj, dict):
+                emo = next((str(v) for k, v in obj.items() if "emotion" in str(k).lower()), None)
+                intent = next((str(v) for k, v in obj.items() if "intent" in str(k).lower()), None)
+                return (emo.strip().lower() if emo else None), (intent.strip().lower() if intent else None)
+    return None, None
+
+
+@register_metric("emobench_joint", "EmoBench-M MC-EIU joint emotion + intent accuracy (main score), weighted F1")
+def score_emobench_joint(gold_path: Path, pred_path: Path, opts: ScoreOptions) -> Scored:
+    """Gold ``name,emotion,intent``; predictions ``name,emotion,intent`` or ``name,text`` (the reply's dict).
+
+    Scored on the joined ``emotion_intent`` strings (``evaluate_joint``); the official rule drops a sample
+    when any of the four cells is empty (published), clean mode counts such a sample wrong.
+    """
+    g_rows = _read_rows(gold_path, ("name", "emotion", "intent"))
+    p_rows = _read_rows(pred_path, ("name",))
+    gold: dict[str, tuple[str, str]] = {}
+    for row_no, r in g_rows.rows:
+        n = r["name"].strip()
+        if n in gold:
+            raise ValueError(f"{gold_path}: row {row_no}, column name: duplicate name {n!r}")
+        if not r["emotion"].strip() or not r["intent"].strip():
+            raise ValueError(f"{gold_path}: row {row_no}: empty gold emotion or intent")
+        gold[n] = (r["emotion"].strip().lower(), r["intent"].strip().lower())
+    preds: dict[str, tuple[str | None, str | None]] = {}
+    for row_no, r in p_rows.rows:
+        if r["name"].strip() in preds:
+            raise ValueError(f"{pred_path}: row {row_no}, column name: duplicate name {r['name'].strip()!r}")
+        if "emotion" in p_rows.header and "intent" in p_rows.header:
+            preds[r["name"].strip()] = (r["emotion"].strip().lower() or None, r["intent"].strip().lower() or None)
+        elif "text" in p_rows.header:
+            preds[r["name"].strip()] = _dict_pair(r["text"])
+        else:
+            raise ValueError(f"{pred_path}: needs emotion,intent columns or a text column; header is {p_rows.header}")
+    missing = [n for n in gold if n not in preds]
+    if missing:
+        raise ValueError(f"{pred_path}: no prediction for {len(missing)} gold name(s) of {gold_path}: {missing[:5]}")
+    names = list(gold)
+    g = [f"{gold[n][0]}_{gold[n][1]}" for n in names]
+    p = [f"{preds[n][0]}_{preds[n][1]}" if preds[n][0] and preds[n][1] else None for n in names]
+    m = emobench_metrics(g, p)
+    key = "official" if opts.mode == "published" else "clean"
+    values = {"score": m[key]["accuracy"], "main": f"{key}.accuracy", **m, "n_extra_pred": len(set(preds) - set(gold))}
+    garr = np.asarray(g, dtype=object)
+    parr = np.asarray([x or "" for x in p], dtype=object)
+
+    def resample(idx: np.ndarray) -> float:
+        gi, pi = garr[idx], parr[idx]
+        keep = pi != "" if key == "official" else np.ones(len(idx), bool)
+        return float((gi[keep] == pi[keep]).mean()) if keep.any() else 0.0
+
+    return Scored(values, len(names), resample)

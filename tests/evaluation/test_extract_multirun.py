@@ -178,3 +178,36 @@ def test_score_cli_repeated_pred_and_markdown(tmp_path: Path) -> None:
     assert "| seed0 | seed1 |" in text and "selected on the test set" in text
     bad = CliRunner().invoke(_app(), ["score", "--gold", str(gold), "--pred", str(a), "--pred", str(b)])
     assert bad.exit_code == 2 and "--metric and --gold are required" in bad.output
+
+
+@pytest.fixture(scope="module")
+def tiny_llm_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from emollm.model.tiny import tiny_llama, tiny_tokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-extractor")
+    tok = tiny_tokenizer("bpe-chatml", 512)
+    tiny_llama(32, 64, 2, 4, 2, len(tok), seed=0).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def test_local_extractor_sampling_is_seeded_and_cached(tiny_llm_folder: Path, tmp_path: Path) -> None:
+    def run(seed: int, cache: Path | None) -> tuple[list[list[str]], dict]:
+        cfg = ExtractorConfig(
+            backend="local",
+            model=str(tiny_llm_folder),
+            seed=seed,
+            max_new_tokens=8,
+            device="cpu",
+            cache_dir=str(cache) if cache else None,
+        )
+        with Extractor(cfg) as ex:
+            words = [ex.openset(sid, "She smiles warmly.") for sid in ("a", "b")]
+            return words, ex.describe()
+
+    w1, d1 = run(7, tmp_path / "c")
+    w2, _ = run(7, None)  # a fresh model and generator, no cache: the same seed samples the same replies
+    assert w1 == w2 and d1["calls"] == 2 and d1["id"].startswith("local:tiny-extractor")
+    assert "affectgpt" in d1["id"] and "seed=7" in d1["id"] and d1["official"]
+    w3, d3 = run(7, tmp_path / "c")
+    assert w3 == w1 and d3["calls"] == 0 and d3["cache_hits"] == 2

@@ -100,6 +100,12 @@ def test_eval_reports_which_reader_was_used(runs: dict[str, Any], conformance: P
     llm = runs["text"].results["tasks"]["synth_ov"]["answers"]["extractor"]
     assert det["kind"] == "deterministic" and llm["kind"] == "llm" and llm["official"] is True
     assert runs["text"].results["options"]["extractor"].endswith("extractor.yaml")
+    assert (
+        "- words read by: llm `openai:Qwen2.5-7B-Instruct|affectgpt" in (runs["text"].out_dir / "report.md").read_text()
+    )
+    assert (
+        "- words read by: deterministic `list split, else lexicon`" in (runs["all"].out_dir / "report.md").read_text()
+    )
     # open-set task: one producer-step call per answer; sentiment task: answer -> list -> sentiment. Both tasks
     # ask the same prompt of the same clips, so the list step of the sentiment task is answered from the cache
     assert runs["_requests"] == 6 + 6

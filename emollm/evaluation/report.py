@@ -53,7 +53,9 @@ def _csv_text(header: list[str], rows: list[list[Any]]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
-    w.writerows(rows)
+    # csv quotes a cell holding \n but not one holding a lone \r (not in the line terminator), which a reader
+    # then splits into two records: model replies may hold either, so carriage returns become \n
+    w.writerows([[c.replace("\r\n", "\n").replace("\r", "\n") if isinstance(c, str) else c for c in r] for r in rows])
     return buf.getvalue()
 
 

@@ -17,6 +17,7 @@ def test_dfew_folds_numbers_and_padding(tmp_path: Path) -> None:
     root = tmp_path / "dfew"
     shutil.copytree(FIX / "dfew", root)
     write_video(root / "Clip" / "original" / "00002.mp4")
+    write_video(root / "Clip" / "original" / "7.mp4")  # a clip named without the padding is found too
     by_id, report, _ = run("dfew", root, {"folds": [1, 2]}, space="dfew7")
     # label k is the k-th dfew7 class: 1 happy, 2 sad, 4 angry, 3 neutral, 7 fear
     assert {k: (s.split, s.label) for k, s in by_id.items()} == {
@@ -29,6 +30,7 @@ def test_dfew_folds_numbers_and_padding(tmp_path: Path) -> None:
         "00007": ("fold2", "fear"),
     }
     assert by_id["00002"].media == {"video": "Clip/original/00002.mp4"} and by_id["00006"].meta["fold"] == 2
+    assert by_id["00007"].media == {"video": "Clip/original/7.mp4"}
     got = {(p.kind, p.row, p.sample_id) for p in report.problems}
     assert ("unknown_label", 6, "00005") in got  # class 9 is outside 1..7
     assert ("duplicate_id", 4, "00001") in got  # a clip in two test sets is reported, not imported twice

@@ -90,6 +90,9 @@ def load_dfew(opts: DFEWOptions, ctx: ImportContext) -> list[Sample]:
             label, meta = (
                 (None, {}) if "label" in table.missing else read_numbered_label(ctx, r["label"], path, row, sid)
             )
+            raw = clip_id(r[table.id_col], 0)
+            if videos is not None and sid not in videos.files and raw in videos.files:
+                videos.files[sid] = videos.files[raw]  # clips named without the zero padding (1.mp4)
             samples.append(
                 Sample(
                     id=sid,

@@ -179,3 +179,21 @@ def test_leaderboard_tables_plot_and_prompts(runs: dict[str, Any], tmp_path: Pat
     assert write_leaderboard(lb, tmp_path / "one", plot=False)["md"].is_file()
     bad = CliRunner().invoke(app, ["leaderboard", str(tmp_path), "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "no results.json" in bad.output
+
+
+def test_score_cli_over_run_folders(runs: dict[str, Any], tmp_path: Path) -> None:
+    app = typer.Typer()
+    register(app)
+    md = tmp_path / "runs.md"
+    a, b = runs["all"].out_dir, runs["text"].out_dir
+    r = CliRunner().invoke(app, ["score", "--pred", f"all={a}", "--pred", f"text={b}", "--markdown", str(md)])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["runs"] == ["all", "text"] and {e["task"] for e in res["tasks"]} == {
+        "synthmer",
+        "synth_ov",
+        "synth_sent",
+    }
+    assert "| synthmer | classification |" in md.read_text()
+    mixed = CliRunner().invoke(app, ["score", "--pred", str(a), "--pred", str(tmp_path / "x.csv"), "--metric", "wheel"])
+    assert mixed.exit_code == 2 and "not both" in mixed.output

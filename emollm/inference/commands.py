@@ -22,6 +22,17 @@ from typing import Any
 
 import typer
 
+from emollm.inference.remote import (
+    ApiKeyEnvOpt,
+    BackendOpt,
+    BaseUrlOpt,
+    ConcurrencyOpt,
+    EndpointFileOpt,
+    LogprobsOpt,
+    ModelOpt,
+    ProfileOpt,
+)
+
 HELP = """commands:
   /video PATH   /audio PATH   /image PATH   attach media to the next question
   /subtitle TEXT                            what the person says in the clip (next question)
@@ -191,7 +202,7 @@ def chat_command(
 
 
 def predict_command(
-    checkpoint: str = typer.Option(..., "--checkpoint", "-c", help="Checkpoint folder or preset name."),
+    checkpoint: str = typer.Option("", "--checkpoint", "-c", help="Checkpoint folder or preset name."),
     manifest: str = typer.Option("", "--manifest", help="Manifest folder or data recipe."),
     split: str = typer.Option("", "--split", help="Manifest split (default: every sample)."),
     folder: Path | None = typer.Option(None, "--folder", help="Folder of clips: one sample per file, id = stem."),
@@ -210,6 +221,14 @@ def predict_command(
     no_cache: bool = typer.Option(False, "--no-cache", help="Compute features live, cache nothing."),
     device: str = typer.Option("auto", "--device"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    backend: BackendOpt = "local",
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    endpoint: EndpointFileOpt = None,
+    profile: ProfileOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    logprobs: LogprobsOpt = None,
 ) -> None:
     """Predict labels (and explanations) for a folder of clips or a manifest; resumable and shardable."""
     from rich.console import Console
@@ -250,21 +269,46 @@ def predict_command(
         man = open_manifest(manifest)
         samples = man.split(split) if split else man.samples
         root = man.root
-    pred = open_predictor(checkpoint, None if no_cache else cache_dir, device, batch_size)
-    labels = pred.system.labels
+    pred: Any
+    if backend == "openai":
+        from emollm.inference.remote import RemotePredictor, endpoint_from_options
+
+        ep = endpoint_from_options(endpoint, base_url, model, api_key_env, profile, concurrency, logprobs)
+        pred = RemotePredictor(ep)
+        source = ep.identity
+    elif backend == "local":
+        if not checkpoint:
+            raise ValueError("--checkpoint is required (a checkpoint folder or a preset name), or --backend openai")
+        pred = open_predictor(checkpoint, None if no_cache else cache_dir, device, batch_size)
+        source = str(Path(checkpoint).resolve()) if Path(checkpoint).is_dir() else checkpoint
+    else:
+        raise ValueError(f"--backend must be local or openai, got {backend!r}")
+    labels = pred.labels
     valence = None
     if valence_table is not None:
         valence = valence_table_from_file(valence_table, labels)
     elif valence_from:
         valence = valence_table_from_manifest(valence_from, labels, valence_split)
-    source = str(Path(checkpoint).resolve()) if Path(checkpoint).is_dir() else checkpoint
-    summary = run_predict(pred, samples, root, out, opts, shard_t, source, progress=not quiet)
+    try:
+        summary = run_predict(pred, samples, root, out, opts, shard_t, source, progress=not quiet)
+    finally:
+        if backend == "openai":
+            pred.write_usage(out)
     csv_path = finish_run(out, opts, valence)
     con = Console(stderr=True)
     con.print(
         f"{summary.total} samples in shard {shard_t[0]}/{shard_t[1]}: {summary.computed} predicted, "
         f"{summary.skipped} already done, {len(summary.errors)} failed -> {csv_path}"
     )
+    if task == "label":
+        from emollm.inference.predict import load_records
+
+        unparsed = sorted(n for n, r in load_records(out).items() if "error" not in r and not r.get("discrete"))
+        if unparsed:
+            con.print(
+                f"[yellow]{len(unparsed)} answer(s) name no label[/yellow] (unparsed: empty 'discrete' cell, "
+                f"never a default label), e.g. {', '.join(unparsed[:5])}"
+            )
     if summary.errors:
         for name, msg in list(summary.errors.items())[:10]:
             con.print(f"[red]failed[/red] {name}: {msg}")

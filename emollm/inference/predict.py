@@ -228,7 +228,7 @@ def _settings(predictor: Any, opts: PredictOptions, source: str) -> dict[str, An
     d = opts.model_dump(exclude={"batch_size"})
     if opts.task == "label" and not opts.explain:
         d.pop("max_new_tokens")
-    return {"checkpoint": source, "label_space": predictor.system.labels.name, **d}
+    return {"checkpoint": source, "label_space": predictor.labels.name, **d}
 
 
 def check_run_settings(out_dir: Path, settings: dict[str, Any]) -> None:
@@ -260,7 +260,7 @@ def run_predict(
     opts = opts or PredictOptions()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    check_run_settings(out, _settings(predictor, opts, source or str(predictor.system.source)))
+    check_run_settings(out, _settings(predictor, opts, source or str(predictor.source)))
     i, n = shard
     mine = list(samples)[i::n]
     done = load_records(out)
@@ -299,6 +299,8 @@ def _predict_chunk(
     res = predictor.classify(chunk, root, feats=feats, **common)
     for rec, r in zip(recs, res, strict=True):
         rec.update(discrete=r.label, probs=r.probs, logp=r.logp)
+        if getattr(r, "text", None) is not None:  # an endpoint's answer, read by the answer reader
+            rec["answer_text"] = r.text
     gen = {"max_new_tokens": opts.max_new_tokens}
     if opts.task == "openset":
         texts = predictor.generate(chunk, root, task="openset", feats=feats, **common, **gen)
@@ -328,8 +330,8 @@ def write_submission(
         w.writerow(["name", "discrete", "valence"])
         for name in sorted(recs):
             r = recs[name]
-            v = "" if valence is None else f"{valence.expected(r['probs']):.4f}"
-            w.writerow([name, r["discrete"], v])
+            v = "" if valence is None or not r.get("probs") else f"{valence.expected(r['probs']):.4f}"
+            w.writerow([name, r["discrete"] or "", v])
     p = Path(out_dir) / SUBMISSION
     atomic_write_text(p, buf.getvalue())
     return p

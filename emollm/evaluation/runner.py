@@ -43,7 +43,7 @@ from pydantic import Field, field_validator, model_validator
 from emollm.config import ConfigError, ModelConfig, Strict
 from emollm.data.contract import PromptContract, default_contract, load_contract
 from emollm.data.sample import Sample
-from emollm.evaluation.answers import ReadingMode
+from emollm.answers import ReadingMode
 from emollm.evaluation.tasks import (
     AblationSpec,
     EvalTask,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from emollm.evaluation.answers import (
+from emollm.answers import (
     original_rule_labels,
     read_label,
     read_labels,
@@ -85,7 +85,7 @@ def test_openset_lists(text: str, words: list[str]) -> None:
 def test_openset_prose_uses_the_lexicon_or_gives_nothing() -> None:
     prose = "He raises his voice because he is angry, yet his eyes look sad."
     assert read_openset(prose) == []  # not list-shaped, no lexicon: nothing is invented
-    assert read_openset(prose, MER6.mentions) == ["angry", "sad"]
+    assert read_openset(prose, "clean", MER6.mentions) == ["angry", "sad"]
 
 
 def test_sentiment_votes_and_ties_are_unreadable() -> None:

@@ -50,9 +50,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, field_validator, model_validator
 
+from emollm.answers import ReadingMode
 from emollm.config import ConfigError, Strict, load_config
 from emollm.data.sample import Manifest, Sample
-from emollm.answers import ReadingMode
 from emollm.labels import LabelSpace, label_space
 from emollm.log import get_logger
 from emollm.paths import resolve_resource, resource_root

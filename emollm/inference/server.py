@@ -720,7 +720,13 @@ def create_app(predictor: Any, settings: ServeSettings) -> FastAPI:
                     yield "data: [DONE]\n\n"
                     return
                 finish = reply.finish_reason if reply.finish_reason != "cancelled" else "stop"
-                yield _sse(chunk({}, finish, emollm=_completion_ext(reply, opts.probs or reply.task == "label", predictor.system.labels)))
+                yield _sse(
+                    chunk(
+                        {},
+                        finish,
+                        emollm=_completion_ext(reply, opts.probs or reply.task == "label", predictor.system.labels),
+                    )
+                )
                 if include_usage:
                     u = chunk({}, None, usage=_usage(reply))
                     u["choices"] = []

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emollm.evaluation.metrics.openset import load_synonym_groupings, ov_gpt_scores, synonym_map
 from emollm.answers import parse_emotion_list as parse_openset
 from emollm.answers import parse_grouping
+from emollm.evaluation.metrics.openset import load_synonym_groupings, ov_gpt_scores, synonym_map
 from emollm.evaluation.score import score
 
 OFFICIAL = (0.581777108433735, 0.4977911646586345, 0.5397841365461847)

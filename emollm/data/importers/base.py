@@ -548,4 +548,7 @@ def read_openset(ctx: ImportContext, rel: str | os.PathLike[str]) -> list[tuple[
     if table is None or "openset" in table.missing:
         return []
     path = str(table.path)
-    return [(path, row, r["name"], openset_words(ctx, r["openset"], path, row, "openset", r["name"])) for row, r in table.rows()]
+    return [
+        (path, row, r["name"], openset_words(ctx, r["openset"], path, row, "openset", r["name"]))
+        for row, r in table.rows()
+    ]

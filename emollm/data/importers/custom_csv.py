@@ -90,7 +90,9 @@ def load_custom_csv(opts: CustomCSVOptions, ctx: ImportContext) -> list[Sample]:
                 subtitle=clean(r.get("subtitle")),
                 label=label,
                 valence=ctx.number(r.get("valence"), path, row, "valence", sid),
-                openset=openset_words(ctx, r["openset"], path, row, "openset", sid) if clean(r.get("openset")) else None,
+                openset=openset_words(ctx, r["openset"], path, row, "openset", sid)
+                if clean(r.get("openset"))
+                else None,
                 coarse=clean(r.get("coarse")),
                 fine=clean(r.get("fine")),
                 meta=meta,

@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from emollm.evaluation.metrics import Scored, ScoreOptions, align_names, register_metric
 from emollm.answers import parse_grouping
+from emollm.evaluation.metrics import Scored, ScoreOptions, align_names, register_metric
 from emollm.evaluation.readers import read_openset_csv
 
 
@@ -158,7 +158,9 @@ def score_ov(gold_path: Path, pred_path: Path, opts: OVOptions) -> Scored:
             raise ValueError(f"{opts.synonyms}: no cached grouping for any of the {len(gold)} gold names")
         missing = [n for n in names if n not in pred]
         if missing:
-            raise ValueError(f"{pred.path}: no prediction for {len(missing)} gold name(s) of {gold.path}: {_show(missing)}")
+            raise ValueError(
+                f"{pred.path}: no prediction for {len(missing)} gold name(s) of {gold.path}: {_show(missing)}"
+            )
         extra = [n for n in pred.names if n not in gold]
     else:
         names, extra = align_names(gold, pred)

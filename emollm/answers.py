@@ -147,6 +147,26 @@ def read_labels(
     return out, counts
 
 
+def read_label_cell(cell: str | None, space: LabelSpace, mode: ReadingMode = "published") -> str | None:
+    """A prediction file's label cell (``name,discrete``) -> canonical label, or None (unparsed).
+
+    Empty -> None in both modes. published: a non-empty cell must be a label string exactly (else
+    ValueError, like the official scorer's ``emo2idx`` KeyError); clean: the cell is normalised through
+    the label space (case, synonyms, word forms) and an unknown word is None.
+    """
+    _check_mode(mode)
+    if not cell:
+        return None
+    if mode == "published":
+        if cell in space.labels:
+            return cell
+        raise ValueError(
+            f"predicted label {cell!r} is not one of {', '.join(space.labels)} (label space {space.name}); "
+            "the published protocol rejects unknown labels; use mode clean to count it as unparsed"
+        )
+    return space.normalize(cell)
+
+
 def original_rule_labels(texts: Sequence[str | None], labels: Sequence[str], fallback: str = "neutral") -> list[str]:
     """Labels exactly as Emotion-LLaMA's scorer assigns them (last token, else ``fallback``): for comparison only."""
     allowed = set(labels)

@@ -7,6 +7,7 @@ import pytest
 from emollm.answers import (
     original_rule_labels,
     read_label,
+    read_label_cell,
     read_labels,
     read_openset,
     sentiment_of_words,
@@ -95,3 +96,14 @@ def test_sentiment_votes_and_ties_are_unreadable() -> None:
     assert sentiment_of_words(["happy", "sad"]) is None
     assert sentiment_of_words(["surprise"]) is None
     assert sentiment_of_words([]) is None
+
+
+def test_label_cells_of_prediction_files() -> None:
+    assert read_label_cell("happy", MER6) == "happy" and read_label_cell("", MER6) is None
+    with pytest.raises(ValueError, match="'Happy' is not one of neutral, angry"):
+        read_label_cell("Happy", MER6, "published")
+    assert read_label_cell("Happy", MER6, "clean") == "happy"
+    assert read_label_cell("Happiness", MER6, "clean") == "happy"
+    assert read_label_cell("bored", MER6, "clean") is None
+    with pytest.raises(ValueError, match="unknown reading mode 'fuzzy'"):
+        read_label_cell("happy", MER6, "fuzzy")  # type: ignore[arg-type]

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from emollm.answers import parse_grouping
-from emollm.evaluation.metrics import Scored, ScoreOptions, align_names, register_metric
+from emollm.evaluation.metrics import Scored, ScoreOptions, _show, align_names, register_metric
 from emollm.evaluation.readers import read_openset_csv
 
 
@@ -191,8 +191,3 @@ def score_ov(gold_path: Path, pred_path: Path, opts: OVOptions) -> Scored:
         values["n_skipped_no_grouping"] = len(no_group)
         values["skipped_no_grouping"] = no_group[:20]
     return Scored(values, len(names), lambda idx: (float(np.mean(prec[idx])) + float(np.mean(rec[idx]))) / 2)
-
-
-def _show(names: list[str]) -> str:
-    shown = ", ".join(map(repr, names[:5]))
-    return shown + (f" and {len(names) - 5} more" if len(names) > 5 else "")

@@ -14,7 +14,9 @@ Outputs in ``--out``:
 
 - ``records/part-<i>-of-<n>.jsonl``: one record per sample, appended (fsync) as soon as its batch is
   done: ``name``, ``discrete`` (argmax label), ``probs`` and ``logp`` over the label space,
-  ``modalities`` / ``missing``, and ``explanation`` (``--explain``) or ``openset`` (task openset).
+  ``modalities`` / ``missing``, and ``explanation`` (``--explain``) or ``openset`` (task openset: the
+  words ``emollm.answers.read_openset`` reads in the answer, clean mode with the label space's words, as
+  ``emollm serve`` and ``emollm eval`` read it).
   A sample that cannot be read gets ``{"name", "error"}`` instead and is retried on the next run.
 - ``submission.csv`` (label task): ``name,discrete,valence``; (openset task) ``name,openset`` with
   ``['word', ...]`` cells. Rewritten atomically at the end of every run from all records in the folder.
@@ -38,7 +40,6 @@ import io
 import json
 import math
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field
 
+from emollm.answers import read_openset
 from emollm.config import Strict
 from emollm.data.sample import Sample
 from emollm.inference.media_input import AUDIO_SUFFIXES, VIDEO_SUFFIXES, make_sample
@@ -186,18 +188,6 @@ def valence_table_from_manifest(spec: str, labels: LabelSpace, split: str = "tra
 # ------------------------------------------------------------------------------------------ running
 
 
-def parse_openset(text: str) -> list[str]:
-    """Free text -> emotion words: split on commas, semicolons, slashes, 'and'/'or' and new lines."""
-    s = re.sub(r"[\[\]\"'`*]", " ", text)
-    words: list[str] = []
-    for item in re.split(r"[,;/\n]|\band\b|\bor\b", s, flags=re.IGNORECASE):
-        w = re.sub(r"[^\w\s-]", "", item).strip().lower()
-        w = " ".join(w.split())
-        if w and len(w.split()) <= 3 and w not in words:
-            words.append(w)
-    return words
-
-
 def part_path(out_dir: Path, shard: tuple[int, int]) -> Path:
     i, n = shard
     return out_dir / RECORDS / f"part-{i:03d}-of-{n:03d}.jsonl"
@@ -305,7 +295,7 @@ def _predict_chunk(
     if opts.task == "openset":
         texts = predictor.generate(chunk, root, task="openset", feats=feats, **common, **gen)
         for rec, t in zip(recs, texts, strict=True):
-            rec.update(openset_text=t, openset=parse_openset(t))
+            rec.update(openset_text=t, openset=read_openset(t, "clean", predictor.system.labels.mentions))
     if opts.explain:
         texts = predictor.generate(chunk, root, task="reason", feats=feats, **common, **gen)
         for rec, t in zip(recs, texts, strict=True):

@@ -439,7 +439,7 @@ class RemotePredictor:
         max_new_tokens: int = 32,
     ) -> list[RemoteLabel]:
         """Ask the label question; the answer is read by the answer reader (None: unparsed, never a default)."""
-        from emollm.evaluation.answers import read_label
+        from emollm.answers import read_label
 
         feats = feats if feats is not None else self.features(samples, root, None)
         task = self.contract.chat_task("label")

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from emollm.cli import app
-from emollm.evaluation.answers import read_label
+from emollm.answers import read_label
 from emollm.inference.remote import label_probs
 from emollm.io import read_jsonl
 

@@ -214,3 +214,13 @@ def test_report_prints_undefined_with_the_reason(tmp_path: Path, conformance: Pa
         }
     }
     assert summary_rows(results)[0][3] == "undefined"
+
+
+def test_hit_rate_published_skips_an_empty_gold_cell_clean_rejects_it(tmp_path: Path, conformance: Path) -> None:
+    wheel = conformance / "emotion_wheel"
+    gold = _csv(tmp_path / "gold.csv", ["name", "discrete"], [["a", ""], ["b", "angry"]])
+    pred = _csv(tmp_path / "pred.csv", ["name", "openset"], [["a", "['happy']"], ["b", "['anger']"]])
+    r = score("hitrate", gold, pred, wheel=wheel)  # a: string_to_list('') = [] -> skipped like neutral
+    assert r["score"] == 1.0 and all(v == {"hit_rate": 1.0, "n_scored": 1} for v in r["per_wheel"].values())
+    with pytest.raises(ValueError, match=r"gold.csv: row 2, column discrete: empty gold label"):
+        score("hitrate", gold, pred, wheel=wheel, mode="clean")

@@ -12,6 +12,8 @@
   clean with the strict ``clean`` rule; the numbers agree on well-formed files. When every gold label
   maps to nothing on a wheel, the official ``np.mean([])`` is NaN and so is HR: the result says
   ``hit_rate`` NaN with the reason in ``undefined`` (``emollm score`` prints ``score: null``).
+  Published mode reads the gold cell as the official code does (``string_to_list``): an empty gold cell
+  is skipped like ``neutral``; clean mode requires one gold label per row.
 - **Sentiment** (MOSI, MOSEI, SIMS, SIMSv2): predictions are positive / negative / neutral (an LLM's
   mapping of the predicted words). Only samples with non-zero gold valence are scored.
   * published: the stripped cell must be ``positive`` / ``negative`` / ``neutral`` exactly
@@ -37,7 +39,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
-from emollm.answers import SENTIMENTS, read_sentiment
+from emollm.answers import SENTIMENTS, parse_emotion_list, read_sentiment
 from emollm.evaluation.metrics import Mode, Scored, ScoreOptions, align_names, register_metric
 from emollm.evaluation.metrics.classification import weighted_f1_codes
 from emollm.evaluation.metrics.wheel import WHEELS, EmotionWheel, WheelVersion, load_wheel
@@ -46,17 +48,21 @@ from emollm.evaluation.readers import read_label_csv, read_openset_csv, read_val
 SENTIMENT_VALUE = dict(zip(SENTIMENTS, (1, -1, 0), strict=True))
 
 
-def hit_matrix(gold: Sequence[str], pred: Sequence[Sequence[str]], wheel: EmotionWheel) -> np.ndarray:
-    """[5, N] hits per level-1 wheel and sample: 1.0 / 0.0, NaN where the gold label maps to nothing."""
+def hit_matrix(gold: Sequence[str | Sequence[str]], pred: Sequence[Sequence[str]], wheel: EmotionWheel) -> np.ndarray:
+    """[5, N] hits per level-1 wheel and sample, NaN where the gold maps to nothing.
+
+    A gold item is one label (hit 1.0 / 0.0) or, as the official code reads the gold cell through
+    ``string_to_list``, a list of words: the hit is then ``|mapped gold & mapped predictions|``.
+    """
     if len(gold) != len(pred):
         raise ValueError(f"{len(gold)} gold labels but {len(pred)} predicted lists")
     out = np.full((len(WHEELS), len(gold)), np.nan)
     for k, w in enumerate(WHEELS):
         for i, (g, words) in enumerate(zip(gold, pred, strict=True)):
-            mg = wheel.m3(g, w, "level1")
-            if mg is None:
+            mg = {m for x in ([g] if isinstance(g, str) else g) if (m := wheel.m3(x, w, "level1")) is not None}
+            if not mg:
                 continue
-            out[k, i] = float(any(wheel.m3(x, w, "level1") == mg for x in words))
+            out[k, i] = float(len(mg & {wheel.m3(x, w, "level1") for x in words}))
     return out
 
 
@@ -137,10 +143,14 @@ def score_hitrate(gold_path: Path, pred_path: Path, opts: HitRateOptions) -> Sco
     gold = read_label_csv(gold_path, valence="absent")
     pred = read_openset_csv(pred_path, style="affectgpt" if opts.mode == "published" else "clean")
     names, extra = align_names(gold, pred)
-    for n in names:
-        if not gold.discrete[n]:
-            raise ValueError(f"{gold.where(n, 'discrete')}: empty gold label")
-    hits = hit_matrix([gold.discrete[n] for n in names], [pred.items[n] for n in names], wheel)
+    if opts.mode == "published":  # the official code reads the gold cell with string_to_list too
+        gold_items: list[str | list[str]] = [parse_emotion_list(gold.discrete[n], "affectgpt") for n in names]
+    else:
+        for n in names:
+            if not gold.discrete[n]:
+                raise ValueError(f"{gold.where(n, 'discrete')}: empty gold label")
+        gold_items = [gold.discrete[n] for n in names]
+    hits = hit_matrix(gold_items, [pred.items[n] for n in names], wheel)
     m = _summarize_hits(hits)
     values = {
         "score": m["hit_rate"],

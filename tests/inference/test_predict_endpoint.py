@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from emollm.cli import app
 from emollm.answers import read_label
+from emollm.cli import app
 from emollm.inference.remote import label_probs
 from emollm.io import read_jsonl
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import warnings
 
 _CONFIGURED = False
 
@@ -51,3 +53,51 @@ def quiet_libraries() -> None:
         transformers.utils.logging.disable_progress_bar()
     except Exception:  # pragma: no cover - transformers missing is reported elsewhere
         pass
+
+
+# (category, message regex) of third-party warnings known to be harmless for emollm's use
+KNOWN_HARMLESS_WARNINGS: tuple[tuple[type[Warning], str], ...] = (
+    # transformers renames generate/forward's past_key_values to cache; emollm's scoring passes the old name
+    (FutureWarning, r"`past_key_values` is deprecated"),
+    (FutureWarning, r"`is_gradient_checkpointing` is deprecated"),
+    # emollm decodes from inputs_embeds on purpose: the penalties apply to the answer, not the prompt
+    (UserWarning, r"Passing `(repetition_penalty|no_repeat_ngram_size)` with `inputs_embeds`"),
+    (DeprecationWarning, r"`torch\.jit\.script_method` is deprecated"),
+)
+KNOWN_HARMLESS_LOGS: tuple[tuple[str, str], ...] = (
+    # bitsandbytes' optional CPU kernels package (`kernels`) is not needed: 4-bit is used on CUDA only
+    ("bitsandbytes", r"kernels-community|pip install kernels"),
+)
+
+
+class _DropMatching(logging.Filter):
+    def __init__(self, prefix: str, pattern: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+        self.rx = re.compile(pattern)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not (record.name == self.prefix or record.name.startswith(self.prefix + ".")):
+            return True
+        return not self.rx.search(record.getMessage())
+
+
+_QUIETED = False
+
+
+def quiet_known_warnings() -> None:
+    """Silence the third-party warnings known to be harmless (``KNOWN_HARMLESS_*``) in the server log and
+    the chat terminal; every other warning still shows. Call at program start (idempotent)."""
+    global _QUIETED
+    for category, pattern in KNOWN_HARMLESS_WARNINGS:
+        warnings.filterwarnings("ignore", message=f".*{pattern}", category=category)
+    if _QUIETED:
+        return
+    _QUIETED = True
+    for prefix, pattern in KNOWN_HARMLESS_LOGS:
+        drop = _DropMatching(prefix, pattern)
+        # a logger's filters see only its own records, so filter at every handler and at the known loggers
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(drop)
+        for name in ("bitsandbytes", "bitsandbytes.cextension", "bitsandbytes.backends.cpu.ops"):
+            logging.getLogger(name).addFilter(drop)

@@ -100,7 +100,8 @@ class ModelWorker:
     ``cancel_all`` (shutdown) sets every live token so running generations stop at the next token.
     """
 
-    def __init__(self, max_queue: int) -> None:
+    def __init__(self, max_queue: int, on_cancel: Callable[[str], None] | None = None) -> None:
+        self.on_cancel = on_cancel
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emollm-model")
         self._lock = threading.Lock()
         self._tokens: set[CancelToken] = set()
@@ -119,10 +120,15 @@ class ModelWorker:
                 self._tokens.add(token)
 
         def job() -> T:
-            if token is not None:
-                token.check()  # the client left (or time ran out) while queued: skip the work
-                token.start()
-            return fn(*args, **kw)
+            try:
+                if token is not None:
+                    token.check()  # the client left (or time ran out) while queued: skip the work
+                    token.start()
+                return fn(*args, **kw)
+            except JobCancelled as e:
+                if self.on_cancel is not None:
+                    self.on_cancel(e.reason)
+                raise
 
         fut = self._pool.submit(job)
         fut.add_done_callback(lambda _: self._done(token))

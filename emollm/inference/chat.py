@@ -80,6 +80,9 @@ def open_predictor(
 ) -> Predictor:
     """Load a model (preset name or checkpoint folder) once and wrap it in a ``Predictor`` whose
     ``Featurizer`` uses the shared feature cache (``cache_dir=None``: compute live, cache nothing)."""
+    from emollm.log import quiet_known_warnings
+
+    quiet_known_warnings()  # before peft/bitsandbytes load: their harmless warnings stay out of the terminal
     from emollm.features.cache import FeatureCache
     from emollm.features.featurizer import Featurizer
     from emollm.model.system import load_system
@@ -297,14 +300,16 @@ class ChatSession:
             instruction=self._instruction(task, text),
         )
 
-    def prepare_turn(self, text: str | None = None, task: str | None = None) -> Turn:
+    def prepare_turn(self, text: str | None = None, task: str | None = None, fit: bool = True) -> Turn:
         """Build the next user turn now (pending media are encoded here, errors surface here); pass it
-        to ``ask(turn=...)`` to answer it. ``ask`` does both steps when given no turn."""
+        to ``ask(turn=...)`` to answer it. ``ask`` does both steps when given no turn. ``fit=False``
+        skips the context check (replaying a history: only the turn asked about is checked)."""
         task = normalize_task(task or self.task)
         sample, root = self._take_pending()
         feats = self._featurize(sample, root)
         turn = Turn(sample, feats, self._user_message(sample, feats, task, text), task)
-        self._fit([*self.turns, turn])  # a prompt too long for the model fails here, before any generation
+        if fit:
+            self._fit([*self.turns, turn])  # a prompt too long for the model fails here, before any generation
         return turn
 
     def conversation(self, turns: list[Turn] | None = None) -> Conversation:
@@ -501,7 +506,7 @@ class ChatSession:
 
     def add_exchange(self, text: str | None, answer: str, task: str | None = None) -> Turn:
         """Replay a past exchange (pending media and subtitle attach to it) without running the model."""
-        turn = self.prepare_turn(text, task)
+        turn = self.prepare_turn(text, task, fit=False)  # the next question's prompt is what must fit
         turn.answer = answer
         self.turns.append(turn)
         return turn

@@ -39,6 +39,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -160,7 +161,8 @@ def create_app(predictor: Any, settings: ServeSettings) -> FastAPI:
     work = Path(tempfile.mkdtemp(prefix="emollm-serve-")) if owns_work_dir else Path(settings.work_dir)  # type: ignore[arg-type]
     work.mkdir(parents=True, exist_ok=True)
     store = UploadStore(work / "uploads", settings.max_uploads)
-    worker = ModelWorker(settings.max_queue)
+    cancelled: Counter[str] = Counter()  # reason -> requests whose model work was stopped early
+    worker = ModelWorker(settings.max_queue, on_cancel=lambda reason: cancelled.update([reason]))
     default_task = normalize_task(settings.default_task)
     created = int(time.time())
     quiet_known_warnings()
@@ -176,6 +178,7 @@ def create_app(predictor: Any, settings: ServeSettings) -> FastAPI:
     app.state.settings = settings
     app.state.worker = worker
     app.state.store = store
+    app.state.cancelled = cancelled
     app.add_middleware(BodyLimit, max_bytes=int(settings.max_body_mb * 2**20))
 
     def err(status: int, message: str, type: str | None = None, code: str | None = None, param: str | None = None):
@@ -223,7 +226,12 @@ def create_app(predictor: Any, settings: ServeSettings) -> FastAPI:
 
     @app.get("/health")
     async def health() -> Any:
-        return {"status": "ok", "model": settings.model_id, "queue": worker.pending}
+        return {
+            "status": "ok",
+            "model": settings.model_id,
+            "queue": worker.pending,
+            "cancelled": dict(app.state.cancelled),
+        }
 
     def model_card() -> dict[str, Any]:
         sysm = predictor.system
@@ -342,12 +350,14 @@ def create_app(predictor: Any, settings: ServeSettings) -> FastAPI:
         gen = decoding_options(req, settings.generation, settings.max_new_tokens)
         prepared = parse_messages(req, settings.max_messages)
         token = CancelToken(settings.max_request_seconds)
+
+        async def guarded(fn: Callable[..., Any], *args: Any) -> Any:
+            return await run_job(worker, request, token, fn, *args)
+
         ws = MediaWorkspace(work / "requests")
         try:
             await run_in_threadpool(materialize, prepared, ws, store, settings.media_root, settings.max_seconds)
-            session, turn = await run_job(
-                worker, request, token, _build_session, predictor, prepared, task, opts, token
-            )
+            session, turn = await guarded(_build_session, predictor, prepared, task, opts, token)
         finally:
             ws.close()  # features are computed; the decoded files are no longer needed
         cid = "chatcmpl-" + uuid.uuid4().hex
@@ -414,7 +424,7 @@ def create_app(predictor: Any, settings: ServeSettings) -> FastAPI:
             return completion_ext(reply, opts.probs or reply.task == "label", list(space.labels))
 
         if not req.stream:
-            reply, lp = await run_job(worker, request, token, answer)
+            reply, lp = await guarded(answer)
             choice: dict[str, Any] = {
                 "index": 0,
                 "message": {"role": "assistant", "content": content_of(reply)},
@@ -453,6 +463,7 @@ def create_app(predictor: Any, settings: ServeSettings) -> FastAPI:
             return c
 
         async def events() -> AsyncIterator[str]:
+            finished = False
             try:
                 yield sse(chunk({"role": "assistant", "content": ""}))
                 while True:
@@ -484,8 +495,10 @@ def create_app(predictor: Any, settings: ServeSettings) -> FastAPI:
                     u["choices"] = []
                     yield sse(u)
                 yield "data: [DONE]\n\n"
+                finished = True
             finally:
-                token.cancel("disconnected")  # no-op when finished; stops generation when the client went away
+                if not finished:  # the client went away (or the server stops): stop generating
+                    token.cancel("disconnected")
 
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(events(), media_type="text/event-stream", headers=headers)

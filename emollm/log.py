@@ -65,20 +65,21 @@ KNOWN_HARMLESS_WARNINGS: tuple[tuple[type[Warning], str], ...] = (
     (DeprecationWarning, r"`torch\.jit\.script_method` is deprecated"),
 )
 KNOWN_HARMLESS_LOGS: tuple[tuple[str, str], ...] = (
+    # (the logger that emits it, message regex)
     # bitsandbytes' optional CPU kernels package (`kernels`) is not needed: 4-bit is used on CUDA only
-    ("bitsandbytes", r"kernels-community|pip install kernels"),
+    ("bitsandbytes.backends.cpu.ops", r"kernels-community|pip install kernels"),
+    ("bitsandbytes.cextension", r"kernels-community|pip install kernels"),
+    # the same past_key_values rename, logged once per process by transformers
+    ("transformers.utils.generic", r"`past_key_values`/`cache_params` are deprecated"),
 )
 
 
 class _DropMatching(logging.Filter):
-    def __init__(self, prefix: str, pattern: str) -> None:
+    def __init__(self, pattern: str) -> None:
         super().__init__()
-        self.prefix = prefix
         self.rx = re.compile(pattern)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not (record.name == self.prefix or record.name.startswith(self.prefix + ".")):
-            return True
         return not self.rx.search(record.getMessage())
 
 
@@ -94,10 +95,6 @@ def quiet_known_warnings() -> None:
     if _QUIETED:
         return
     _QUIETED = True
-    for prefix, pattern in KNOWN_HARMLESS_LOGS:
-        drop = _DropMatching(prefix, pattern)
-        # a logger's filters see only its own records, so filter at every handler and at the known loggers
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(drop)
-        for name in ("bitsandbytes", "bitsandbytes.cextension", "bitsandbytes.backends.cpu.ops"):
-            logging.getLogger(name).addFilter(drop)
+    for name, pattern in KNOWN_HARMLESS_LOGS:
+        # a logger's own filters see every record logged on it, whichever handler prints it later
+        logging.getLogger(name).addFilter(_DropMatching(pattern))

@@ -129,3 +129,46 @@ def test_quiet_known_warnings_captures_none(tmp_path: Path, mode: str) -> None:
         assert found, r.stderr
     else:
         assert not found, r.stderr
+
+
+def _wait_health(proc: subprocess.Popen, url: str, log: Path) -> None:
+    for _ in range(1200):
+        if proc.poll() is not None:
+            raise AssertionError(f"serve exited early:\n{log.read_text()}")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise AssertionError(f"serve did not start:\n{log.read_text()}")
+
+
+def test_serve_without_a_model_uses_the_newest_trained_checkpoint(tiny_ckpt: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from emollm.model import resolve
+
+    if not hasattr(resolve, "default_model_spec"):
+        pytest.skip("emollm.model.resolve.default_model_spec arrives with the chat/CLI change")
+    cmd = [sys.executable, "-m", "emollm", "serve", "--no-cache", "--device", "cpu"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = subprocess.run([*cmd, "--port", str(_free_port())], cwd=empty, env=_env(), capture_output=True, text=True)
+    assert r.returncode != 0 and "make demo" in r.stdout + r.stderr
+    work = tmp_path / "work"
+    shutil.copytree(tiny_ckpt, work / "runs" / "demo" / "final")
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([*cmd, "--port", str(port)], cwd=work, env=_env(), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_health(proc, f"http://127.0.0.1:{port}", log)
+        card = httpx.get(f"http://127.0.0.1:{port}/v1/models").json()["data"][0]
+        assert card["emollm"]["trained"] is True and card["emollm"]["note"] is None
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert str(Path("runs") / "demo" / "final") in log.read_text()

@@ -288,13 +288,9 @@ class Trainer:
         self.progress = Progress()
         if self.resume_dir is not None:
             self.progress = Progress(**json.loads((self.resume_dir / "progress.json").read_text()))
-            from safetensors.torch import load_file
+            from emollm.model.checkpoint import load_trainable_state_dict, load_weights
 
-            from emollm.model.checkpoint import load_trainable_state_dict
-
-            load_trainable_state_dict(
-                self.system, load_file(str(self.resume_dir / "trainable.safetensors")), str(self.resume_dir)
-            )
+            load_trainable_state_dict(self.system, load_weights(self.resume_dir), str(self.resume_dir))
             log.info("resuming from %s (stage %d, step %d)", self.resume_dir, self.progress.stage, self.progress.step)
         elif cfg.init_from:
             self._init_from(cfg.init_from)
@@ -313,15 +309,43 @@ class Trainer:
             self._print_launch_summary()
 
     def _find_resume(self) -> Path | None:
+        """The checkpoint to resume from: ``--resume DIR`` (verified), or with ``auto`` the newest intact
+        ``<stage>/step_*`` (a damaged newer one is skipped with a warning naming the bad file)."""
+        from emollm.model.checkpoint import CheckpointError, verify_checkpoint
+
         if not self.resume:
             return None
         if self.resume != "auto":
             p = Path(self.resume)
             if not (p / "progress.json").is_file():
                 raise ConfigError(f"--resume {p}: not a resumable checkpoint (no progress.json)")
+            verify_checkpoint(p)
             return p
-        cands = sorted(self.out.glob("*/step_*/progress.json"), key=lambda q: json.loads(q.read_text())["global_step"])
-        return cands[-1].parent if cands else None
+        cands: list[tuple[int, Path]] = []
+        skipped: list[str] = []
+        for q in self.out.glob("*/step_*/progress.json"):
+            try:
+                cands.append((int(json.loads(q.read_text())["global_step"]), q.parent))
+            except (ValueError, KeyError, TypeError, OSError) as e:
+                skipped.append(f"{q}: unreadable ({e})")
+                log.warning("--resume auto: skipping %s: %s is unreadable (%s)", q.parent, q.name, e)
+        for _, d in sorted(cands, key=lambda c: c[0], reverse=True):
+            try:
+                verify_checkpoint(d)
+            except CheckpointError as e:
+                skipped.append(str(e))
+                log.warning("--resume auto: skipping damaged checkpoint %s: %s; trying the previous step", d, e)
+                continue
+            if skipped:
+                log.warning("--resume auto: resuming from %s, the newest intact checkpoint", d)
+            return d
+        if skipped:
+            raise ConfigError(
+                f"--resume auto: no intact checkpoint under {self.out}: "
+                + "; ".join(skipped)
+                + " (delete the damaged step folders to start from scratch)"
+            )
+        return None
 
     def _resolve_contracts(self) -> list[tuple[PromptContract, PromptContract]]:
         """Per stage: (the stage's own contract, which training samples from; the contract saved with its
@@ -345,13 +369,11 @@ class Trainer:
 
             load_released_checkpoint(self.system, p)
         else:
-            from safetensors.torch import load_file
-
-            from emollm.model.checkpoint import is_checkpoint, load_trainable_state_dict
+            from emollm.model.checkpoint import is_checkpoint, load_trainable_state_dict, load_weights
 
             if not is_checkpoint(p):
                 raise ConfigError(f"init_from {p} is not an emollm checkpoint folder or a .pth file")
-            load_trainable_state_dict(self.system, load_file(str(p / "trainable.safetensors")), str(p))
+            load_trainable_state_dict(self.system, load_weights(p), str(p))
         log.info("initialised trainable weights from %s", p)
 
     def _fit_standardizers(self) -> None:
@@ -735,12 +757,13 @@ def _unwrap(model: Any) -> Any:
 
 
 def _copy_dir(src: Path, dst: Path) -> None:
-    from emollm.model.checkpoint import replace_dir
+    from emollm.model.checkpoint import fsync_tree, replace_dir
 
     tmp = dst.with_name(f".{dst.name}.copy")
     if tmp.exists():
         shutil.rmtree(tmp)
     shutil.copytree(src, tmp)
+    fsync_tree(tmp)
     replace_dir(tmp, dst)
 
 

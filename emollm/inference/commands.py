@@ -445,6 +445,7 @@ def predict_command(
     if valence_from and valence_table is not None:
         raise ValueError("give at most one of --valence-from and --valence-table")
     shard_t = parse_shard(shard)
+    spec = _model_spec(checkpoint, preset)
     opts = PredictOptions(
         task=task,  # type: ignore[arg-type]
         explain=explain,
@@ -463,7 +464,6 @@ def predict_command(
         man = open_manifest(manifest)
         samples = man.split(split) if split else man.samples
         root = man.root
-    spec = _model_spec(checkpoint, preset)
     pred = open_predictor(spec, None if no_cache else cache_dir, device, batch_size)
     _warn_untrained(pred.system, spec)
     labels = pred.system.labels

@@ -9,8 +9,11 @@
     emollm serve --checkpoint runs/mini/final --port 8000 --media-root /data/clips    # web demo at http://host:8000/
 
 A model is a checkpoint folder or a preset name (``--checkpoint`` accepts both, ``--preset`` names a
-preset). Encoders load once; media go through the same featurizer and feature cache as training
-(``--cache-dir``, default ``runs/features``; ``--no-cache`` computes live). docs/INFERENCE.md has more.
+preset, untrained: a note says so); with neither, the newest trained checkpoint under ``runs/``
+(``emollm.model.resolve.default_model_spec``). Encoders load once; media go through the same featurizer
+and feature cache as training (``--cache-dir``, default ``runs/features``; ``--no-cache`` computes
+live). chat and predict share the decoding flags of ``generation_cli``. In the chat REPL, Ctrl-C during
+an answer stops it (the session stays); ``/save``, ``/set``, ``/bye``. docs/INFERENCE.md has more.
 """
 
 from __future__ import annotations

@@ -243,7 +243,8 @@ def tty_lines(prompt: str) -> Iterator[str]:
     while True:
         try:
             yield input(prompt)
-        except EOFError:
+        except EOFError:  # Ctrl-D: end the prompt's line before leaving
+            sys.stdout.write("\n")
             return
         except KeyboardInterrupt:
             yield INTERRUPT
@@ -522,6 +523,7 @@ def serve_command(
         default_task=task,
     )
     pred = open_predictor(spec, None if no_cache else cache_dir, device)
+    _warn_untrained(pred.system, spec)
     serve(pred, settings, host, port)
 
 

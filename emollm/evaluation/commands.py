@@ -21,6 +21,17 @@ from typing import Any
 
 import typer
 
+from emollm.inference.remote import (
+    ApiKeyEnvOpt,
+    BackendOpt,
+    BaseUrlOpt,
+    ConcurrencyOpt,
+    EndpointFileOpt,
+    LogprobsOpt,
+    ModelOpt,
+    ProfileOpt,
+)
+
 METRIC_HELP = (
     "classification (accuracy, WAF, macro F1, UAR/WAR), mer2023 (WAF - 0.25*MSE; --split), mer2024 (WAF), "
     "ov (MER2024-OV; --synonyms), wheel (EW set F-score; --wheel), hitrate (MER-UniBench; --wheel), "
@@ -107,13 +118,14 @@ def eval_command(
     judge: Path | None = typer.Option(None, "--judge", help="LLM judge config YAML for explanation tasks."),
     list_tasks: bool = typer.Option(False, "--list", help="List the shipped tasks and suites, then exit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
-    backend: str = typer.Option("local", "--backend", help="local (a checkpoint or preset) or openai (an endpoint)."),
-    base_url: str | None = typer.Option(None, "--base-url", help="openai: the endpoint's API root (…/v1)."),
-    model: str | None = typer.Option(None, "--model", help="openai: the model name the endpoint serves."),
-    api_key_env: str | None = typer.Option(None, "--api-key-env", help="openai: env variable holding the API key."),
-    endpoint: Path | None = typer.Option(None, "--endpoint", help="openai: an EndpointConfig YAML (parts, prices...)."),
-    profile: str | None = typer.Option(None, "--profile", help="openai: media-part defaults: openai, vllm or emollm."),
-    concurrency: int | None = typer.Option(None, "--concurrency", min=1, help="openai: requests in flight."),
+    backend: BackendOpt = "local",
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    endpoint: EndpointFileOpt = None,
+    profile: ProfileOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    logprobs: LogprobsOpt = None,
 ) -> None:
     """Evaluate a checkpoint or preset on tasks or a suite: results.json, report.md, plots, submission CSVs."""
     from emollm.config import ConfigError
@@ -126,7 +138,7 @@ def eval_command(
         if backend == "openai":
             from emollm.inference.remote import endpoint_from_options
 
-            ep = endpoint_from_options(endpoint, base_url, model, api_key_env, profile, concurrency)
+            ep = endpoint_from_options(endpoint, base_url, model, api_key_env, profile, concurrency, logprobs)
         elif checkpoint is None:
             raise ValueError("--checkpoint is required (a checkpoint folder or a preset name)")
         from emollm.evaluation.report import print_summary

@@ -2,7 +2,7 @@
 
 ``write_report`` is called by the runner once every planned record exists. Per task it
 
-- reads the base condition's answers (``answers.py`` for free text; constrained answers are labels),
+- reads the base condition's answers (``emollm.answers`` for free text; constrained answers are labels),
 - writes ``gold/<task>.csv`` and the submission ``submissions/<task>.csv`` (MER format
   ``name,discrete,valence``; ``name,openset`` for open-vocabulary tasks; ``name,discrete`` with
   positive/negative/neutral for sentiment; ``names,reasons`` for explanations), and ``predictions/<task>.jsonl``,
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from emollm.evaluation.answers import (
+from emollm.answers import (
     ReadingMode,
     original_rule_labels,
     read_labels,
@@ -69,7 +69,7 @@ def _num(v: float | None) -> str:
 
 
 def _openset_cell(words: list[str]) -> str:
-    """``['a', 'b']`` (the quoted form every list rule of ``readers.parse_openset`` reads)."""
+    """``['a', 'b']`` (the quoted form every list style of ``emollm.answers.parse_emotion_list`` reads)."""
     clean = [w.replace("'", "").replace('"', "").replace("[", "").replace("]", "").strip() for w in words]
     return "[" + ", ".join(f"'{w}'" for w in clean if w) + "]"
 
@@ -240,8 +240,11 @@ def _headline(task_res: dict[str, Any], spec: str | None, metrics: list[Any]) ->
             return None
         spec = f"{run[0].name}.score"
     name, _, key = spec.partition(".")
-    value = task_res.get("metrics", {}).get(name, {}).get(key or "score")
-    return {"name": spec, "value": value, "mode": task_res.get("metrics", {}).get(name, {}).get("mode")}
+    m = task_res.get("metrics", {}).get(name, {})
+    head = {"name": spec, "value": m.get(key or "score"), "mode": m.get("mode")}
+    if m.get("undefined") and (key or "score") == "score":
+        head["undefined"] = m["undefined"]  # the official code gives NaN here: say so, never print 0
+    return head
 
 
 def score_classification(tp: TaskPlan, store: RecordStore, out: Path, plots: Path) -> dict[str, Any]:
@@ -515,7 +518,7 @@ def _lexicon_reader(tp: TaskPlan, roots: dict[str, str]) -> Any:
         )
         return lex.find
     if tp.task.kind == "sentiment":  # the sentiment space has no emotion words: use the polarity table's
-        from emollm.evaluation.answers import POLARITY
+        from emollm.answers import POLARITY
         from emollm.evaluation.judge import EmotionLexicon
 
         return EmotionLexicon.from_words(list(POLARITY), name="polarity-words").find
@@ -526,7 +529,7 @@ def score_openset(tp: TaskPlan, store: RecordStore, out: Path, roots: dict[str, 
     task = tp.task
     recs = _records(tp, tp.condition("base"), store)
     lexicon = _lexicon_reader(tp, roots)
-    words = [read_openset(r.get("text"), lexicon) for r in recs]
+    words = [read_openset(r.get("text"), "clean", lexicon) for r in recs]
     gold_csv, sub_csv = out / "gold" / f"{task.name}.csv", out / "submissions" / f"{task.name}.csv"
     if task.gold_field == "openset":
         g_rows = [[s.id, _openset_cell(list(s.openset or []))] for s in tp.samples]
@@ -563,7 +566,7 @@ def score_sentiment(tp: TaskPlan, store: RecordStore, out: Path, roots: dict[str
         preds: list[str | None] = [base.to_canonical(r["answer"]) for r in recs]
     else:
         lexicon = _lexicon_reader(tp, roots)
-        words = [read_openset(r.get("text"), lexicon) for r in recs]
+        words = [read_openset(r.get("text"), "clean", lexicon) for r in recs]
         preds = [sentiment_of_words(w) for w in words]
     bad = [p for p in preds if p is not None and p not in ("positive", "negative", "neutral")]
     if bad:
@@ -753,7 +756,7 @@ def summary_rows(results: dict[str, Any]) -> list[list[Any]]:
                 name,
                 t.get("benchmark", ""),
                 h.get("name"),
-                h.get("value"),
+                "undefined" if h.get("undefined") else h.get("value"),
                 h.get("mode"),
                 t["data"]["n_samples"],
                 ans.get("n_unparsed"),
@@ -800,6 +803,9 @@ def _metric_rows(metrics: dict[str, Any]) -> list[list[Any]]:
         for k in ("n", "n_unparsed", "n_zero_gold"):
             if k in m and not isinstance(m[k], dict | list):
                 extra.append(f"{k} {m[k]}")
+        if m.get("undefined"):  # NaN in the official code: the reason, not a number
+            rows.append([mname, m.get("mode"), "undefined", "; ".join([m["undefined"], ", ".join(extra)])])
+            continue
         rows.append([mname, m.get("mode"), m.get("score"), ", ".join(extra)])
     return rows
 
@@ -966,5 +972,9 @@ def print_summary(results: dict[str, Any], console: Any = None) -> None:
     for row in summary_rows(results):
         table.add_row(*[_fmt(x) for x in row])
     console.print(table)
+    for name, t in results["tasks"].items():
+        why = (t.get("headline") or {}).get("undefined")
+        if why:
+            console.print(f"{name}: {t['headline']['name']} undefined: {why}", markup=False)
     run = results["run"]
     console.print(f"{run['computed']} answers computed, {run['reused']} reused (of {run['total']})")

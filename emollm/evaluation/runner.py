@@ -40,10 +40,10 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from emollm.answers import ReadingMode
 from emollm.config import ConfigError, ModelConfig, Strict
 from emollm.data.contract import PromptContract, default_contract, load_contract
 from emollm.data.sample import Sample
-from emollm.evaluation.answers import ReadingMode
 from emollm.evaluation.tasks import (
     AblationSpec,
     EvalTask,

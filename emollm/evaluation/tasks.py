@@ -50,9 +50,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, field_validator, model_validator
 
+from emollm.answers import ReadingMode
 from emollm.config import ConfigError, Strict, load_config
 from emollm.data.sample import Manifest, Sample
-from emollm.evaluation.answers import ReadingMode
 from emollm.labels import LabelSpace, label_space
 from emollm.log import get_logger
 from emollm.paths import resolve_resource, resource_root
@@ -125,7 +125,7 @@ class AnswerSpec(Strict):
 
     method: Literal["score_labels", "generate"] = "score_labels"
     """score_labels: constrained classification over the candidate labels (probabilities);
-    generate: greedy free text, read by ``emollm.evaluation.answers``."""
+    generate: greedy free text, read by ``emollm.answers``."""
     reading: ReadingMode = "clean"
     """Label reading of generated text: clean (exact label, then earliest mention) or published
     (Emotion-LLaMA's last-word rule, off-list words unparsed)."""

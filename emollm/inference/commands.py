@@ -31,6 +31,16 @@ from pydantic import ValidationError
 
 from emollm.inference.generation import GenerationOptions, cut_at_stop
 from emollm.inference.generation_cli import generation_flags
+from emollm.inference.remote import (
+    ApiKeyEnvOpt,
+    BackendOpt,
+    BaseUrlOpt,
+    ConcurrencyOpt,
+    EndpointFileOpt,
+    LogprobsOpt,
+    ModelOpt,
+    ProfileOpt,
+)
 
 HELP = """commands:
   /video PATH   /audio PATH   /image PATH   attach media to the next question (checked now)
@@ -425,6 +435,14 @@ def predict_command(
     no_cache: bool = typer.Option(False, "--no-cache", help="Compute features live, cache nothing."),
     device: str = typer.Option("auto", "--device"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    backend: BackendOpt = "local",
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    endpoint: EndpointFileOpt = None,
+    profile: ProfileOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    logprobs: LogprobsOpt = None,
     gen: GenerationOptions = None,  # type: ignore[assignment]  # the decoding flags (generation_flags)
 ) -> None:
     """Predict labels (and explanations) for a folder of clips or a manifest; resumable and shardable."""
@@ -449,14 +467,26 @@ def predict_command(
     if valence_from and valence_table is not None:
         raise ValueError("give at most one of --valence-from and --valence-table")
     shard_t = parse_shard(shard)
-    spec = _model_spec(checkpoint, preset)
+    if backend not in ("local", "openai"):
+        raise ValueError(f"--backend must be local or openai, got {backend!r}")
+    if backend == "openai":
+        if checkpoint or preset:
+            raise ValueError("--backend openai asks an endpoint: give --base-url/--model, not --checkpoint/--preset")
+        skip = {"max_new_tokens"}
+        if gen.model_dump(exclude=skip) != GenerationOptions().model_dump(exclude=skip):
+            raise ValueError(
+                "the decoding flags (--temperature, --repetition-penalty...) apply to --backend local; "
+                "an endpoint's decoding is set in its EndpointConfig (--endpoint)"
+            )
+    else:
+        spec = _model_spec(checkpoint, preset)
     opts = PredictOptions(
         task=task,  # type: ignore[arg-type]
         explain=explain,
         batch_size=batch_size,
         max_new_tokens=gen.max_new_tokens,
         include_subtitle=False if no_subtitle else None,
-        generation=gen,
+        generation=gen if backend == "local" else None,
     )
     root: Path | None
     if folder is not None:
@@ -468,22 +498,43 @@ def predict_command(
         man = open_manifest(manifest)
         samples = man.split(split) if split else man.samples
         root = man.root
-    pred = open_predictor(spec, None if no_cache else cache_dir, device, batch_size)
-    _warn_untrained(pred.system, spec)
-    labels = pred.system.labels
+    pred: Any
+    if backend == "openai":
+        from emollm.inference.remote import RemotePredictor, endpoint_from_options
+
+        ep = endpoint_from_options(endpoint, base_url, model, api_key_env, profile, concurrency, logprobs)
+        pred = RemotePredictor(ep)
+        source = ep.identity
+    else:
+        pred = open_predictor(spec, None if no_cache else cache_dir, device, batch_size)
+        _warn_untrained(pred.system, spec)
+        source = str(Path(spec).resolve()) if Path(spec).is_dir() else spec
+    labels = pred.labels
     valence = None
     if valence_table is not None:
         valence = valence_table_from_file(valence_table, labels)
     elif valence_from:
         valence = valence_table_from_manifest(valence_from, labels, valence_split)
-    source = str(Path(spec).resolve()) if Path(spec).is_dir() else spec
-    summary = run_predict(pred, samples, root, out, opts, shard_t, source, progress=not quiet)
+    try:
+        summary = run_predict(pred, samples, root, out, opts, shard_t, source, progress=not quiet)
+    finally:
+        if backend == "openai":
+            pred.write_usage(out)
     csv_path = finish_run(out, opts, valence)
     con = Console(stderr=True)
     con.print(
         f"{summary.total} samples in shard {shard_t[0]}/{shard_t[1]}: {summary.computed} predicted, "
         f"{summary.skipped} already done, {len(summary.errors)} failed -> {csv_path}"
     )
+    if task == "label":
+        from emollm.inference.predict import load_records
+
+        unparsed = sorted(n for n, r in load_records(out).items() if "error" not in r and not r.get("discrete"))
+        if unparsed:
+            con.print(
+                f"[yellow]{len(unparsed)} answer(s) name no label[/yellow] (unparsed: empty 'discrete' cell, "
+                f"never a default label), e.g. {', '.join(unparsed[:5])}"
+            )
     if summary.errors:
         for name, msg in list(summary.errors.items())[:10]:
             con.print(f"[red]failed[/red] {name}: {msg}")

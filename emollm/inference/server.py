@@ -459,8 +459,10 @@ class BodyLimit:
 # ------------------------------------------------------------------------------------------ app
 
 
-def _completion_ext(reply: Reply, want_probs: bool) -> dict[str, Any]:
-    from emollm.inference.predict import parse_openset
+def _completion_ext(reply: Reply, want_probs: bool, labels: Any = None) -> dict[str, Any]:
+    """The ``emollm`` extension of a reply; ``labels`` (the model's LabelSpace) lets the open-set reader find
+    label words in a non-list answer, exactly as ``emollm predict`` and ``emollm eval`` read it."""
+    from emollm.answers import read_openset
 
     ext: dict[str, Any] = {"task": reply.task, "modalities": reply.modalities, "missing": reply.missing}
     if reply.label is not None:
@@ -468,7 +470,7 @@ def _completion_ext(reply: Reply, want_probs: bool) -> dict[str, Any]:
     if want_probs and reply.probs is not None:
         ext["probs"] = reply.probs
     if reply.task == "openset":
-        ext["openset"] = parse_openset(reply.text)
+        ext["openset"] = read_openset(reply.text, "clean", labels.mentions if labels is not None else None)
     return ext
 
 
@@ -676,7 +678,7 @@ def create_app(predictor: Any, settings: ServeSettings) -> FastAPI:
                     }
                 ],
                 "usage": _usage(reply),
-                "emollm": _completion_ext(reply, opts.probs or reply.task == "label"),
+                "emollm": _completion_ext(reply, opts.probs or reply.task == "label", predictor.system.labels),
             }
 
         loop = asyncio.get_running_loop()
@@ -718,7 +720,13 @@ def create_app(predictor: Any, settings: ServeSettings) -> FastAPI:
                     yield "data: [DONE]\n\n"
                     return
                 finish = reply.finish_reason if reply.finish_reason != "cancelled" else "stop"
-                yield _sse(chunk({}, finish, emollm=_completion_ext(reply, opts.probs or reply.task == "label")))
+                yield _sse(
+                    chunk(
+                        {},
+                        finish,
+                        emollm=_completion_ext(reply, opts.probs or reply.task == "label", predictor.system.labels),
+                    )
+                )
                 if include_usage:
                     u = chunk({}, None, usage=_usage(reply))
                     u["choices"] = []

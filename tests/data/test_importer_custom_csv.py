@@ -39,3 +39,25 @@ def test_custom_csv_wrong_header(tmp_path):
     assert by_id == {}
     p = report.problems[0]
     assert (p.kind, p.file, p.row, p.field, p.action) == ("missing_column", "samples.csv", 1, "id", "excluded")
+
+
+def test_custom_csv_openset_cell_that_is_not_a_list_is_reported_not_fatal(tmp_path):
+    write_csv(
+        tmp_path / "samples.csv",
+        ["id", "subtitle", "openset"],
+        [["a", "hi", "['Joy', 'fun']"], ["b", "hey", "[joy, fun"], ["c", "yo", "[[joy], [fun]]"], ["d", "ok", "calm"]],
+    )
+    by_id, report, _ = run("custom_csv", tmp_path, {})
+    assert sorted(by_id) == ["a", "b", "c", "d"]  # every row imported
+    assert (by_id["a"].openset, by_id["b"].openset, by_id["c"].openset, by_id["d"].openset) == (
+        ["joy", "fun"],
+        None,
+        None,
+        ["calm"],
+    )
+    got = sorted((p.kind, p.file, p.row, p.field, p.action) for p in report.problems)
+    assert got == [
+        ("bad_value", "samples.csv", 3, "openset", "kept"),
+        ("bad_value", "samples.csv", 4, "openset", "kept"),
+    ]
+    assert "unbalanced brackets" in report.problems[0].message

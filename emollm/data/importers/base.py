@@ -20,7 +20,6 @@ there is nothing to import.
 
 from __future__ import annotations
 
-import ast
 import csv
 import io
 import os
@@ -31,6 +30,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import Field
 
+from emollm.answers import parse_emotion_list
 from emollm.config import ConfigError, Strict
 from emollm.data.report import Action, ImportReport, ProblemKind
 from emollm.data.sample import Sample
@@ -505,28 +505,19 @@ class MediaIndex:
         return ", ".join(str(d) for d in self.folders)
 
 
-def parse_openset(text: str | None) -> list[str]:
-    """An open-vocabulary label list written as ``['a', 'b']``, ``[a, b]`` or ``a, b`` -> lower-case words."""
-    s = (text or "").strip()
-    if not s:
-        return []
-    items: list[Any] | None = None
-    if s.startswith("["):
-        try:
-            val = ast.literal_eval(s)
-            items = list(val) if isinstance(val, list | tuple) else None
-        except (ValueError, SyntaxError):
-            items = None
-        if items is None:
-            s = s.strip("[]")
-    if items is None:
-        items = s.replace("，", ",").split(",")
-    out: list[str] = []
-    for it in items:
-        w = str(it).strip().strip("'\"").strip().lower()
-        if w and w not in out:
-            out.append(w)
-    return out
+def openset_words(
+    ctx: ImportContext, raw: str | None, file: str | os.PathLike[str], row: int | None, fld: str, sid: str | None
+) -> list[str] | None:
+    """An ``openset`` cell -> lower-case words (``emollm.answers.parse_emotion_list``, clean style).
+
+    ``['a', 'b']``, ``[a, b]``, ``a, b`` and ``[]`` are read; a cell that is not a flat list (unbalanced or
+    nested brackets) is a ``bad_value`` problem naming the row and the sample is kept with ``None``.
+    """
+    try:
+        return parse_emotion_list(raw, "clean")
+    except ValueError as e:
+        ctx.problem(file, row, fld, "bad_value", f"not a list of emotion words: {e}; kept without it", sample_id=sid)
+        return None
 
 
 def video_media(
@@ -550,10 +541,14 @@ def video_media(
     return {"video": ctx.media_ref(vp)}
 
 
-def read_openset(ctx: ImportContext, rel: str | os.PathLike[str]) -> list[tuple[str, int, str, list[str]]]:
-    """Rows of a ``name,openset`` file as ``(path, row, name, words)`` (see ``parse_openset``)."""
+def read_openset(ctx: ImportContext, rel: str | os.PathLike[str]) -> list[tuple[str, int, str, list[str] | None]]:
+    """Rows of a ``name,openset`` file as ``(path, row, name, words)``; words None when the cell is not a list
+    (reported as ``bad_value``, see ``openset_words``)."""
     table = read_table(ctx, rel, id_cols=("name",), columns=("openset",))
     if table is None or "openset" in table.missing:
         return []
     path = str(table.path)
-    return [(path, row, r["name"], parse_openset(r["openset"])) for row, r in table.rows()]
+    return [
+        (path, row, r["name"], openset_words(ctx, r["openset"], path, row, "openset", r["name"]))
+        for row, r in table.rows()
+    ]

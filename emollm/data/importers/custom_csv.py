@@ -7,7 +7,8 @@ Columns (header row required; only ``id`` is mandatory; docs/DATA.md documents e
 - ``video`` / ``audio`` / ``image``: media paths, relative to the CSV's folder unless absolute; empty = none.
 - ``label``: a label of the recipe's label space (synonyms and options.label_aliases accepted); empty =
   unlabelled (not a problem); anything else is an unknown_label problem.
-- ``valence``: a number or empty. ``split``: empty = options.default_split. ``openset``: ``[a, b]`` or ``a, b``.
+- ``valence``: a number or empty. ``split``: empty = options.default_split. ``openset``: ``[a, b]`` or ``a, b``
+  (read by ``emollm.answers``; a cell that is not a flat list is a bad_value problem naming the row).
 - every other column goes to Sample.meta (empty cells omitted).
 
     # data_recipes/custom_csv.yaml
@@ -20,7 +21,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from emollm.data.importers.base import CommonOptions, ImportContext, clean, parse_openset, read_table, register_importer
+from emollm.data.importers.base import (
+    CommonOptions,
+    ImportContext,
+    clean,
+    openset_words,
+    read_table,
+    register_importer,
+)
 from emollm.data.sample import MEDIA_KINDS, Sample
 
 FIELDS = ("id", *MEDIA_KINDS, "subtitle", "label", "valence", "split", "openset", "coarse", "fine")
@@ -82,7 +90,9 @@ def load_custom_csv(opts: CustomCSVOptions, ctx: ImportContext) -> list[Sample]:
                 subtitle=clean(r.get("subtitle")),
                 label=label,
                 valence=ctx.number(r.get("valence"), path, row, "valence", sid),
-                openset=parse_openset(r["openset"]) if clean(r.get("openset")) else None,
+                openset=openset_words(ctx, r["openset"], path, row, "openset", sid)
+                if clean(r.get("openset"))
+                else None,
                 coarse=clean(r.get("coarse")),
                 fine=clean(r.get("fine")),
                 meta=meta,

@@ -5,6 +5,7 @@
     emollm score --metric wheel --gold ov.csv --pred pred.csv --wheel emotion_wheel --wheel-version mer2026
     emollm eval --checkpoint runs/mini/final --suite eval/suites/synthmer.yaml
     emollm eval -c mini --tasks mer2023_test1 --root mer2023=/data/MER2023 --limit 50
+    emollm eval -c runs/mini/best --suite synthmer --cache-dir runs/features --device auto   # --no-cache: live
 
 ``score`` prints the result as JSON on stdout (and writes it atomically with ``--out``); bad input
 (missing or malformed files, unknown names or labels, wrong options) prints one ``error:`` line on
@@ -100,9 +101,15 @@ def eval_command(
     ),
     merge: bool = typer.Option(False, "--merge", help="Only combine the records of all shards and write the report."),
     batch_size: int = typer.Option(16, "--batch-size", "-b", min=1, help="Samples per model batch."),
-    device: str | None = typer.Option(None, "--device", help="torch device (cpu, cuda, cuda:1); default: cpu."),
-    features: str = typer.Option("runs/features", "--features", help="Feature cache folder (shared with training)."),
-    feature_mode: str = typer.Option("auto", "--feature-mode", help="auto | cache | live."),
+    device: str = typer.Option("auto", "--device", help="auto (cuda if available) | cpu | cuda | cuda:N."),
+    cache_dir: Path | None = typer.Option(
+        None, "--cache-dir", help="Feature cache folder, shared with training. [default: runs/features]"
+    ),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Compute features live, cache nothing."),
+    features: str | None = typer.Option(None, "--features", hidden=True, help="Old name of --cache-dir."),
+    feature_mode: str | None = typer.Option(
+        None, "--feature-mode", hidden=True, help="auto | cache (only cached features) | live (= --no-cache)."
+    ),
     modalities: str = typer.Option(
         "auto", "--modalities", help="Base input: auto (checkpoint: all; preset: subtitle only), all, none, or a list."
     ),
@@ -152,9 +159,9 @@ def eval_command(
                 "shard": parse_shard(shard),
                 "merge": merge,
                 "batch_size": batch_size,
-                "device": device,
-                "features": features,
-                "feature_mode": feature_mode,
+                "device": _device(device),
+                "features": _cache_folder(cache_dir, features),
+                "feature_mode": _feature_mode(no_cache, feature_mode),
                 "modalities": modalities,
                 "reading": reading,
                 "method": method,
@@ -177,6 +184,27 @@ def eval_command(
     assert outcome.results is not None
     print_summary(outcome.results)
     typer.echo(f"results: {outcome.out_dir / 'results.json'}  report: {outcome.out_dir / 'report.md'}")
+
+
+def _device(device: str) -> str | None:
+    """``auto`` -> cuda when available, else the default (cpu); anything else as given."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else None
+
+
+def _cache_folder(cache_dir: Path | None, features: str | None) -> str:
+    if cache_dir is not None and features is not None and Path(features) != cache_dir:
+        raise ValueError("give the feature cache once: --cache-dir (--features is its old name)")
+    return str(cache_dir) if cache_dir is not None else features or "runs/features"
+
+
+def _feature_mode(no_cache: bool, feature_mode: str | None) -> str:
+    if no_cache and feature_mode not in (None, "live"):
+        raise ValueError(f"--no-cache computes features live; it contradicts --feature-mode {feature_mode}")
+    return "live" if no_cache else feature_mode or "auto"
 
 
 def _list_tasks() -> None:

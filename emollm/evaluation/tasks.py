@@ -538,6 +538,32 @@ def resolve_data(task: EvalTask, roots: dict[str, str], progress: bool = True) -
     return TaskData(manifest, samples, label_space(space_name), source)
 
 
+def root_names(task: EvalTask) -> set[str]:
+    """Every ``--root`` name the task reads: its data root, ``{root:NAME}`` in metric options, its wheel lexicon."""
+    names = {root_name(task)}
+    for m in task.metrics:
+        names.update(resolve_root_refs(m.options, {})[1])
+    if task.answers.lexicon == "wheel":
+        names.add(task.answers.wheel_root)
+    return names
+
+
+def check_roots(tasks: list[EvalTask], roots: dict[str, str]) -> None:
+    """A ``--root`` name no task of the run reads is an error listing the known names (a misspelt root
+    would otherwise be ignored and the task would import or generate its data elsewhere)."""
+    import difflib
+
+    known = sorted(set().union(*(root_names(t) for t in tasks))) if tasks else []
+    unknown = [n for n in roots if n not in known]
+    if unknown:
+        hints = [f" (did you mean {c[0]}?)" if (c := difflib.get_close_matches(n, known, 1)) else "" for n in unknown]
+        names = ", ".join(f"{n}{h}" for n, h in zip(unknown, hints, strict=True))
+        raise ValueError(
+            f"--root {names}: no task of this run reads a root of that name; "
+            f"the names these tasks read are: {', '.join(known) or '(none)'}"
+        )
+
+
 def resolve_root_refs(value: Any, roots: dict[str, str]) -> tuple[Any, list[str]]:
     """Replace ``{root:NAME}`` in strings (recursively); returns the value and the names not given."""
     missing: list[str] = []

@@ -194,7 +194,8 @@ class ChatSession:
         self.task = normalize_task(task)
         self.max_new_tokens = max_new_tokens
         self.include_subtitle = include_subtitle
-        self.system_prompt = system
+        self.system_prompt = system if system is not None else predictor.contract.system_prompt
+        """The system message of every turn (default: the checkpoint's prompt contract's)."""
         self.turns: list[Turn] = []
         self._media: dict[str, Path] = {}
         self._sample: tuple[Sample, Path | None] | None = None
@@ -436,8 +437,8 @@ class ChatSession:
         _, batch, feats = self._inputs(turns)
         model, proc = self.system.model, self.system.processor
         kw: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, **gen}
-        if cancel is not None:
-            kw["stopping_criteria"] = StoppingCriteriaList([_Cancel(cancel)])
+        if cancel is not None:  # the caller's stopping criteria (and logits processors) stay in force
+            kw["stopping_criteria"] = StoppingCriteriaList([*(kw.get("stopping_criteria") or []), _Cancel(cancel)])
         if on_text is None:
             new = model.generate(batch["input_ids"], batch["attention_mask"], feats, **kw)[0]
         else:
@@ -524,7 +525,10 @@ class ChatSession:
         """Answer a user turn (pending media and subtitle attach to it); the exchange joins the history.
 
         ``on_text`` receives streamed text deltas (generation tasks; a ``label`` answer arrives as one
-        chunk). ``gen`` goes to ``generate`` (``max_new_tokens``, ``do_sample``, ``temperature``...).
+        chunk). ``gen`` goes to ``generate`` as given (``GenerationOptions.generate_kwargs()``, or
+        ``max_new_tokens``, ``do_sample``, ``temperature``, ``stopping_criteria``, ``logits_processor``...);
+        ``cancel`` is added to the caller's stopping criteria. A cancelled answer (``finish_reason``
+        ``cancelled``) joins the history as far as it got.
         ``turn``: a turn from ``prepare_turn`` (then ``text`` and ``task`` are ignored).
         """
         turn = turn or self.prepare_turn(text, task)

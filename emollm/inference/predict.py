@@ -51,6 +51,7 @@ from pydantic import Field
 from emollm.answers import read_openset
 from emollm.config import Strict
 from emollm.data.sample import Sample
+from emollm.inference.generation import GenerationOptions, cut_at_stop
 from emollm.inference.media_input import AUDIO_SUFFIXES, VIDEO_SUFFIXES, make_sample
 from emollm.io import JsonlAppender, atomic_write_json, atomic_write_text, read_jsonl
 from emollm.labels import LabelSpace
@@ -74,6 +75,10 @@ class PredictOptions(Strict):
     include_subtitle: bool | None = None
     """None: as the instruction mixture says (include)."""
     prompt_index: int = Field(0, ge=0)
+    generation: GenerationOptions | None = None
+    """How explanations and open-set answers are decoded (None: greedy, as ``emollm eval``; ``emollm
+    predict`` passes its decoding flags, whose defaults keep explanations from looping).
+    ``max_new_tokens`` above wins over its own."""
 
 
 # ------------------------------------------------------------------------------------------ inputs
@@ -218,6 +223,9 @@ def _settings(predictor: Any, opts: PredictOptions, source: str) -> dict[str, An
     d = opts.model_dump(exclude={"batch_size"})
     if opts.task == "label" and not opts.explain:
         d.pop("max_new_tokens")
+        d.pop("generation")
+    elif opts.generation is None:
+        d.pop("generation")  # run.json of runs made before decoding options existed stay valid
     return {"checkpoint": source, "label_space": predictor.labels.name, **d}
 
 
@@ -257,6 +265,10 @@ def run_predict(
     todo = [s for s in mine if s.id not in done]
     errors: dict[str, str] = {}
     bs = opts.batch_size
+    if opts.generation is not None and opts.generation.seed is not None:
+        import torch
+
+        torch.manual_seed(opts.generation.seed)
     with JsonlAppender(part_path(out, shard)) as w:
         bar = tqdm(total=len(todo), desc=f"predict {out.name}", unit="clip", disable=not progress)
         for b in range(0, len(todo), bs):
@@ -291,13 +303,21 @@ def _predict_chunk(
         rec.update(discrete=r.label, probs=r.probs, logp=r.logp)
         if getattr(r, "text", None) is not None:  # an endpoint's answer, read by the answer reader
             rec["answer_text"] = r.text
-    gen = {"max_new_tokens": opts.max_new_tokens}
+    gen: dict[str, Any] = {"max_new_tokens": opts.max_new_tokens}
+    if opts.generation is not None:  # a local model (an endpoint decodes as its EndpointConfig says)
+        gen = {**opts.generation.generate_kwargs(predictor.system.tokenizer), **gen}
+    stop = opts.generation.stop if opts.generation is not None else []
+
+    def generate(task: str) -> list[str]:
+        texts = predictor.generate(chunk, root, task=task, feats=feats, **common, **gen)
+        return [cut_at_stop(t, stop)[0] for t in texts] if stop else texts
+
     if opts.task == "openset":
-        texts = predictor.generate(chunk, root, task="openset", feats=feats, **common, **gen)
+        texts = generate("openset")
         for rec, t in zip(recs, texts, strict=True):
             rec.update(openset_text=t, openset=read_openset(t, "clean", predictor.system.labels.mentions))
     if opts.explain:
-        texts = predictor.generate(chunk, root, task="reason", feats=feats, **common, **gen)
+        texts = generate("reason")
         for rec, t in zip(recs, texts, strict=True):
             rec["explanation"] = t
     return recs

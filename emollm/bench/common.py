@@ -40,9 +40,12 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
+
+if TYPE_CHECKING:
+    from emollm.model.system import EmoSystem
 
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 
@@ -320,7 +323,7 @@ class ModelDims:
         return self.n_dense - self.n_lora
 
     @classmethod
-    def of(cls, system: Any) -> ModelDims:
+    def of(cls, system: EmoSystem) -> ModelDims:
         model = system.model
         llm = model.llm
         cfg = getattr(llm, "config", None)

@@ -175,32 +175,28 @@ def run_info(opts: EvalOptions) -> CheckpointInfo:
 
 def checkpoint_info(spec: str) -> CheckpointInfo:
     """Identity of a checkpoint folder or preset without loading weights."""
-    from emollm.model.checkpoint import MODEL_YAML, WEIGHTS, is_checkpoint
-    from emollm.model.presets import PRESETS, model_config
-    from emollm.model.resolve import model_config_for
+    from emollm.model.checkpoint import MODEL_YAML, WEIGHTS
+    from emollm.model.presets import model_config
+    from emollm.model.resolve import model_config_for, resolve_model
 
-    p = Path(spec)
-    if is_checkpoint(p):
+    m = resolve_model(spec, "--checkpoint")
+    if m.kind == "checkpoint":
+        assert m.path is not None
+        p = m.path
         h = hashlib.sha256()
         for f in (WEIGHTS, MODEL_YAML):
             h.update(sha256_file(p / f).encode())
         name = p.resolve().name
         if name in ("final", "best", "last") or name.startswith("step_"):
             name = f"{p.resolve().parent.name}_{name}"
-        cfg = model_config_for(spec)
+        cfg = model_config_for(m)
         contract = load_contract(p, label_space(cfg.label_space), cfg.system_prompt)
         ident = f"checkpoint:{name}@{h.hexdigest()[:16]}"
         return CheckpointInfo(spec, "checkpoint", name, ident, cfg, contract, _kinds(cfg))
-    if spec in PRESETS:
-        cfg = model_config(spec)
-        digest = hashlib.sha256(json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
-        contract = default_contract(label_space(cfg.label_space), cfg.system_prompt)
-        return CheckpointInfo(spec, "preset", spec, f"preset:{spec}@{digest[:16]}", cfg, contract, _kinds(cfg))
-    if p.exists():
-        raise FileNotFoundError(
-            f"--checkpoint {spec}: not an emollm checkpoint (no trainable.safetensors + model.yaml)"
-        )
-    raise KeyError(f"--checkpoint {spec!r} is neither a checkpoint folder nor a preset; presets: {', '.join(PRESETS)}")
+    cfg = model_config(spec)
+    digest = hashlib.sha256(json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+    contract = default_contract(label_space(cfg.label_space), cfg.system_prompt)
+    return CheckpointInfo(spec, "preset", spec, f"preset:{spec}@{digest[:16]}", cfg, contract, _kinds(cfg))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -607,7 +603,7 @@ def execute(
             return remote.prepare(chunk, root, mods, noise)
     else:
         if system is None:
-            from emollm.model.system import load_system
+            from emollm.model.resolve import load_system
 
             log.info("loading %s", ckpt.spec)
             system = load_system(ckpt.spec, device=opts.device)

@@ -82,7 +82,7 @@ def open_predictor(
     ``Featurizer`` uses the shared feature cache (``cache_dir=None``: compute live, cache nothing)."""
     from emollm.features.cache import FeatureCache
     from emollm.features.featurizer import Featurizer
-    from emollm.model.system import load_system
+    from emollm.model.resolve import load_system
 
     dev = device
     if dev == "auto":

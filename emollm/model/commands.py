@@ -175,7 +175,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Merge LoRA into the LLM and write a standalone folder (HF model + tokenizer + projectors + model.yaml)."""
         from emollm.model.checkpoint import export_merged
-        from emollm.model.system import load_system
+        from emollm.model.resolve import load_system
 
         system = load_system(checkpoint)
         path = export_merged(system, out)

@@ -44,7 +44,7 @@ from emollm.io import atomic_write_json, atomic_write_text
 from emollm.log import get_logger
 
 if TYPE_CHECKING:
-    from emollm.evaluation.runner import CheckpointInfo, Condition, EvalOptions, Plan, RecordStore, TaskPlan
+    from emollm.evaluation.plan import CheckpointInfo, Condition, EvalOptions, Plan, RecordStore, TaskPlan
 
 log = get_logger(__name__)
 
@@ -590,7 +590,7 @@ def score_sentiment(tp: TaskPlan, store: RecordStore, out: Path, roots: dict[str
 
 def score_explanation(tp: TaskPlan, store: RecordStore, out: Path, judge: dict[str, Any] | None) -> dict[str, Any]:
     from emollm.evaluation.judge import DescriptionPair, EmotionLexicon, emotion_word_overlap, text_similarity
-    from emollm.evaluation.runner import gold_text
+    from emollm.evaluation.plan import gold_text
 
     task = tp.task
     recs = _records(tp, tp.condition("base"), store)

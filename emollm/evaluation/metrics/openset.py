@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from emollm.evaluation.metrics import Scored, ScoreOptions, align_names, register_metric
+from emollm.evaluation.metrics.registry import Scored, ScoreOptions, align_names, register_metric
 from emollm.evaluation.readers import parse_grouping, read_openset_csv
 
 

@@ -40,14 +40,15 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+from emollm.device import Precision, choose_device, choose_precision, cpu_bf16_kind
 
 if TYPE_CHECKING:
     from emollm.model.system import EmoSystem
 
-Precision = Literal["auto", "bf16", "fp16", "fp32"]
 
 PEAK_TFLOPS: tuple[tuple[str, float], ...] = (
     # (substring of torch.cuda.get_device_name, dense bf16 TFLOP/s); first match wins, so specific first
@@ -72,16 +73,7 @@ PEAK_TFLOPS: tuple[tuple[str, float], ...] = (
 
 def resolve_device(spec: str = "auto") -> torch.device:
     """``auto`` -> the current CUDA device when one is visible, else the CPU; or an explicit device."""
-    if spec == "auto":
-        return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
-    dev = torch.device(spec)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {spec}: no CUDA device is visible on this machine (use --device cpu)")
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"--device {spec!r}: expected auto, cpu, cuda or cuda:N")
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", torch.cuda.current_device())
-    return dev
+    return choose_device(spec)
 
 
 def device_name(device: torch.device) -> str:
@@ -117,16 +109,7 @@ def peak_tflops(device: torch.device) -> float | None:
 
 def cpu_bf16_fast() -> bool:
     """Whether this CPU has native bf16 matmul (AVX512-BF16 or AMX), where bf16 autocast pays off."""
-    cpu = getattr(torch, "cpu", None)
-    for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
-        fn = getattr(cpu, probe, None)
-        if fn is not None:
-            try:
-                if fn():
-                    return True
-            except Exception:  # private probes: treat any failure as "no"
-                continue
-    return False
+    return cpu_bf16_kind() is not None
 
 
 def machine(device: torch.device) -> dict[str, Any]:
@@ -154,19 +137,10 @@ def machine(device: torch.device) -> dict[str, Any]:
     return info
 
 
-CPU_BF16_MIN_HIDDEN = 512
-"""On a CPU, bf16 autocast pays off only for matrices big enough to amortise the casts (measured:
-SmolLM2-135M, hidden 576, trains 1.3x faster in bf16 with AMX; the 64-wide tiny model 2x slower)."""
-
-
 def fast_precision(p: Precision, device: torch.device, hidden_size: int) -> str:
-    """The fast path's autocast: bf16 on a GPU that has it (else fp16); on a CPU bf16 only with native
-    bf16 matmul (AVX512-BF16/AMX) and a hidden size of at least ``CPU_BF16_MIN_HIDDEN``, else fp32."""
-    if p != "auto":
-        return p
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if cpu_bf16_fast() and hidden_size >= CPU_BF16_MIN_HIDDEN else "fp32"
+    """The fast path's autocast (``emollm.device.choose_precision``): bf16 on a GPU that has it (else
+    fp16); on a CPU bf16 only with native bf16 matmul and a hidden size of at least ``CPU_BF16_MIN_HIDDEN``."""
+    return choose_precision(p, device, hidden_size, gpu_fallback="fp16")
 
 
 def autocast(device: torch.device, precision: str) -> AbstractContextManager[Any]:

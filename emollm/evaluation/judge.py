@@ -417,7 +417,6 @@ class LocalBackend:
     """
 
     def __init__(self, cfg: JudgeConfig) -> None:
-        import torch
 
         from emollm.config import LLMConfig
         from emollm.model.llm import load_llm
@@ -426,7 +425,9 @@ class LocalBackend:
         self.identity = self.identity_for(cfg)
         source, path = _local_source(cfg)
         llm_cfg = LLMConfig(source=source, path=str(path), dtype=cfg.dtype, chat_template=cfg.chat_template)
-        self.device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        from emollm.device import choose_device
+
+        self.device = str(choose_device(cfg.device or "auto", what="judge device"))
         self.model, self.tokenizer = load_llm(llm_cfg, device=self.device)
 
     @staticmethod

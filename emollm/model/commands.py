@@ -89,15 +89,11 @@ def _doctor_rows() -> list[tuple[str, str, str]]:
 
 
 def _cpu_bf16() -> str:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown"
-    if "amx_bf16" in flags:
-        return "AMX (fast: use precision=bf16)"
-    if "avx512_bf16" in flags:
-        return "AVX512-BF16 (use precision=bf16)"
-    return "emulated (use fp32)"
+    from emollm.device import cpu_bf16_kind
+
+    return {"amx": "AMX (fast: use precision=bf16)", None: "emulated (use fp32)"}.get(
+        cpu_bf16_kind(), "AVX512-BF16 (use precision=bf16)"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -288,7 +288,7 @@ def _lexicon_reader(tp: TaskPlan, roots: dict[str, str]) -> Any:
     """``text -> words`` for non-list answers: label-space mentions (sentiment tasks: the words of the polarity
     table), or every word the emotion wheel knows."""
     if tp.task.answers.lexicon == "wheel":
-        from emollm.evaluation.judge import EmotionLexicon
+        from emollm.evaluation.lexicon import EmotionLexicon
         from emollm.evaluation.metrics.wheel import load_wheel
 
         name = tp.task.answers.wheel_root
@@ -301,7 +301,7 @@ def _lexicon_reader(tp: TaskPlan, roots: dict[str, str]) -> Any:
         return lex.find
     if tp.task.kind == "sentiment":  # the sentiment space has no emotion words: use the polarity table's
         from emollm.evaluation.answers import POLARITY
-        from emollm.evaluation.judge import EmotionLexicon
+        from emollm.evaluation.lexicon import EmotionLexicon
 
         return EmotionLexicon.from_words(list(POLARITY), name="polarity-words").find
     return tp.data.space.mentions
@@ -374,7 +374,8 @@ def score_sentiment(tp: TaskPlan, store: RecordStore, out: Path, roots: dict[str
 
 
 def score_explanation(tp: TaskPlan, store: RecordStore, out: Path, judge: dict[str, Any] | None) -> dict[str, Any]:
-    from emollm.evaluation.judge import DescriptionPair, EmotionLexicon, emotion_word_overlap, text_similarity
+    from emollm.evaluation.lexicon import EmotionLexicon
+    from emollm.evaluation.metrics.explanation import DescriptionPair, emotion_word_overlap, text_similarity
     from emollm.evaluation.plan import gold_text
 
     task = tp.task

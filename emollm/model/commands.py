@@ -31,7 +31,6 @@ def _doctor_rows() -> list[tuple[str, str, str]]:
         "accelerate",
         "deepspeed",
         "bitsandbytes",
-        "datasets",
         "opensmile",
         "av",
     ):

@@ -5,7 +5,6 @@
     emollm score --metric wheel --gold ov.csv --pred pred.csv --wheel emotion_wheel --wheel-version mer2026
     emollm eval --checkpoint runs/mini/final --suite eval/suites/synthmer.yaml
     emollm eval -c mini --tasks mer2023_test1 --root mer2023=/data/MER2023 --limit 50
-    emollm eval -c runs/mini/best --suite synthmer --cache-dir runs/features --device auto   # --no-cache: live
 
 ``score`` prints the result as JSON on stdout (and writes it atomically with ``--out``); bad input
 (missing or malformed files, unknown names or labels, wrong options) prints one ``error:`` line on
@@ -17,13 +16,14 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 
+from emollm.cli_models import Flag, model_command
+from emollm.evaluation.options import EvalOptions
 from emollm.inference.remote import (
     ApiKeyEnvOpt,
-    BackendOpt,
     BaseUrlOpt,
     ConcurrencyOpt,
     EndpointFileOpt,
@@ -85,23 +85,55 @@ def score_command(
     typer.echo(text)
 
 
+def _split_commas(v: str | None) -> list[str]:
+    return [t.strip() for t in (v or "").split(",") if t.strip()]
+
+
+def _roots(v: list[str]) -> dict[str, str]:
+    from emollm.evaluation.tasks import parse_roots
+
+    return parse_roots(v)
+
+
+def _shard(v: str) -> tuple[int, int]:
+    from emollm.shard import parse_shard
+
+    return parse_shard(v)
+
+
+# ``emollm eval`` options are the fields of ``EvalOptions`` (help = the field's docstring); only what the
+# command line spells differently is declared here. A new EvalOptions field is a new option.
+EVAL_FLAGS = {
+    "checkpoint": Flag(
+        "--checkpoint", "-c", default=None, type=str | None,
+        help="Checkpoint folder, or a preset name (tiny-fast, mini...) for zero-shot runs.",
+    ),
+    "tasks": Flag("--tasks", "-t", type=str | None, parse=_split_commas,
+                  help="Comma-separated task names (eval/tasks) or YAMLs."),
+    "suite": Flag("--suite", "-s"),
+    "out": Flag("--out", "-o", type=Path | None, parse=lambda v: str(v) if v else None),
+    "roots": Flag("--root", "-r", type=list[str], default=[], parse=_roots,
+                  help="NAME=DIR: a data root (corpus folder or prepared manifest) or a resource folder."),
+    "limit": Flag(min=1),
+    "shard": Flag(type=str, default="0/1", parse=_shard,
+                  help="i/n: run blocks i, i+n, ... of --batch-size samples (same batch size in every shard)."),
+    "merge": Flag("--merge"),
+    "batch_size": Flag("--batch-size", "-b", min=1, help="Samples per model batch."),
+    "device": Flag(type=str, default="auto", parse=lambda v: _device(v),
+                   help="auto (cuda if available) | cpu | cuda | cuda:N."),
+    "judge": Flag(type=Path | None, parse=lambda v: str(v) if v else None),
+}  # fmt: skip
+
+
+def _eval_error(e: Exception) -> NoReturn:
+    msg = str(e.args[0] if isinstance(e, KeyError) and e.args else e)
+    typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2) from None
+
+
+@model_command(EvalOptions, EVAL_FLAGS, skip={"endpoint", "progress", "features", "feature_mode"}, on_error=_eval_error)
 def eval_command(
-    checkpoint: str | None = typer.Option(
-        None, "--checkpoint", "-c", help="Checkpoint folder, or a preset name (tiny-fast, mini...) for zero-shot runs."
-    ),
-    tasks: str | None = typer.Option(None, "--tasks", "-t", help="Comma-separated task names (eval/tasks) or YAMLs."),
-    suite: str | None = typer.Option(None, "--suite", "-s", help="A suite YAML (eval/suites/*.yaml) or suite name."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Output folder (default runs/eval/<checkpoint name>)."),
-    root: list[str] = typer.Option(
-        [], "--root", "-r", help="NAME=DIR: a data root (corpus folder or prepared manifest) or a resource folder."
-    ),
-    limit: int | None = typer.Option(None, "--limit", min=1, help="At most N samples per task (the first ones)."),
-    shard: str = typer.Option(
-        "0/1", "--shard", help="i/n: run blocks i, i+n, ... of --batch-size samples (same batch size in every shard)."
-    ),
-    merge: bool = typer.Option(False, "--merge", help="Only combine the records of all shards and write the report."),
-    batch_size: int = typer.Option(16, "--batch-size", "-b", min=1, help="Samples per model batch."),
-    device: str = typer.Option("auto", "--device", help="auto (cuda if available) | cpu | cuda | cuda:N."),
+    values: dict[str, Any],
     cache_dir: Path | None = typer.Option(
         None, "--cache-dir", help="Feature cache folder, shared with training. [default: runs/features]"
     ),
@@ -110,15 +142,8 @@ def eval_command(
     feature_mode: str | None = typer.Option(
         None, "--feature-mode", hidden=True, help="auto | cache (only cached features) | live (= --no-cache)."
     ),
-    modalities: str = typer.Option(
-        "auto", "--modalities", help="Base input: auto (checkpoint: all; preset: subtitle only), all, none, or a list."
-    ),
-    reading: str | None = typer.Option(None, "--reading", help="Generated labels: clean or published (last word)."),
-    method: str | None = typer.Option(None, "--method", help="Classification answers: score_labels or generate."),
-    judge: Path | None = typer.Option(None, "--judge", help="LLM judge config YAML for explanation tasks."),
     list_tasks: bool = typer.Option(False, "--list", help="List the shipped tasks and suites, then exit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
-    backend: BackendOpt = "local",
     base_url: BaseUrlOpt = None,
     model: ModelOpt = None,
     api_key_env: ApiKeyEnvOpt = None,
@@ -135,49 +160,32 @@ def eval_command(
             _list_tasks()
             return
         ep = None
-        if backend == "openai":
+        if values["backend"] == "openai":
             from emollm.inference.remote import endpoint_from_options
 
             ep = endpoint_from_options(endpoint, base_url, model, api_key_env, profile, concurrency, logprobs)
-        elif checkpoint is None:
+        elif values["checkpoint"] is None:
             raise ValueError("--checkpoint is required (a checkpoint folder or a preset name)")
         from emollm.evaluation.report import print_summary
-        from emollm.evaluation.runner import EvalOptions, run_eval
-        from emollm.evaluation.tasks import parse_roots
-        from emollm.shard import parse_shard
+        from emollm.evaluation.runner import run_eval
 
         opts = EvalOptions.model_validate(
             {
-                "checkpoint": checkpoint or "",
-                "backend": backend,
+                **values,
+                "checkpoint": values["checkpoint"] or "",
                 "endpoint": ep,
-                "tasks": [t.strip() for t in (tasks or "").split(",") if t.strip()],
-                "suite": suite,
-                "out": str(out) if out else None,
-                "roots": parse_roots(root),
-                "limit": limit,
-                "shard": parse_shard(shard),
-                "merge": merge,
-                "batch_size": batch_size,
-                "device": _device(device),
                 "features": _cache_folder(cache_dir, features),
                 "feature_mode": _feature_mode(no_cache, feature_mode),
-                "modalities": modalities,
-                "reading": reading,
-                "method": method,
-                "judge": str(judge) if judge else None,
                 "progress": not quiet,
             }
         )
         outcome = run_eval(opts)
     except (ConfigError, ValueError, KeyError, FileNotFoundError) as e:
-        msg = str(e.args[0] if isinstance(e, KeyError) and e.args else e)
-        typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+        _eval_error(e)
     if not outcome.complete:
         s = outcome.stats
         typer.echo(
-            f"shard {shard} done: {s['computed']} answers computed, {s['reused']} reused; {outcome.missing} answers "
+            f"shard {opts.shard[0]}/{opts.shard[1]} done: {s['computed']} answers computed, {s['reused']} reused; {outcome.missing} answers "
             f"of other shards are still missing. When every shard has finished, run the same command with --merge."
         )
         return
@@ -188,11 +196,9 @@ def eval_command(
 
 def _device(device: str) -> str | None:
     """``auto`` -> cuda when available, else the default (cpu); anything else as given."""
-    if device != "auto":
-        return device
-    import torch
+    from emollm.device import choose_device
 
-    return "cuda" if torch.cuda.is_available() else None
+    return str(choose_device(device))
 
 
 def _cache_folder(cache_dir: Path | None, features: str | None) -> str:

@@ -80,16 +80,15 @@ def open_predictor(
 ) -> Predictor:
     """Load a model (preset name or checkpoint folder) once and wrap it in a ``Predictor`` whose
     ``Featurizer`` uses the shared feature cache (``cache_dir=None``: compute live, cache nothing)."""
+    from emollm.device import choose_device
     from emollm.log import quiet_known_warnings
 
     quiet_known_warnings()  # before peft/bitsandbytes load: their harmless warnings stay out of the terminal
     from emollm.features.cache import FeatureCache
     from emollm.features.featurizer import Featurizer
-    from emollm.model.system import load_system
+    from emollm.model.resolve import load_system
 
-    dev = device
-    if dev == "auto":
-        dev = "cuda" if torch.cuda.is_available() else None
+    dev = choose_device(device) if device == "auto" else device
     system = load_system(str(spec), device=dev)
     system.model.eval()
     if cache_dir is None:

@@ -554,7 +554,7 @@ def read_label_from(text: str, space: Any) -> str | None:
     try:
         from emollm.answers import read_label  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
-        from emollm.evaluation.answers import read_label
+        from emollm.answers import read_label
     return read_label(text, space).label
 
 

@@ -34,7 +34,7 @@ import subprocess
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import yaml
@@ -47,6 +47,9 @@ from emollm.log import get_logger
 from emollm.model.lora import load_lora_state_dict, lora_state_dict, merge_lora
 
 log = get_logger(__name__)
+
+if TYPE_CHECKING:  # the system is built lazily (below): reading a checkpoint's files stays light
+    from emollm.model.system import EmoSystem
 
 WEIGHTS = "trainable.safetensors"
 MODEL_YAML = "model.yaml"
@@ -187,13 +190,13 @@ def environment_manifest() -> dict[str, Any]:
     return {"versions": vers, "git_sha": git_sha(), "python": platform.python_version()}
 
 
-def trainable_state_dict(system: Any) -> dict[str, torch.Tensor]:
+def trainable_state_dict(system: EmoSystem) -> dict[str, torch.Tensor]:
     state = {f"projectors.{k}": v.detach().cpu().contiguous() for k, v in system.model.projectors.state_dict().items()}
     state.update({f"lora.{k}": v for k, v in lora_state_dict(system.model.llm).items()})
     return state
 
 
-def load_trainable_state_dict(system: Any, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+def load_trainable_state_dict(system: EmoSystem, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
     proj = {k.removeprefix("projectors."): v for k, v in state.items() if k.startswith("projectors.")}
     lora = {k.removeprefix("lora."): v for k, v in state.items() if k.startswith("lora.")}
     other = [k for k in state if not k.startswith(("projectors.", "lora."))]
@@ -215,7 +218,7 @@ def load_trainable_state_dict(system: Any, state: dict[str, torch.Tensor], sourc
 
 
 def save_checkpoint(
-    system: Any,
+    system: EmoSystem,
     out_dir: str | Path,
     run_config: Any | None = None,
     extra: dict[str, Any] | None = None,
@@ -342,7 +345,7 @@ def load_checkpoint(
     device: torch.device | str | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     gradient_checkpointing: bool = False,
-) -> Any:
+) -> EmoSystem:
     from emollm.model.system import build_system
 
     p = Path(path)
@@ -364,7 +367,7 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     return json.loads(f.read_text()) if f.is_file() else {}
 
 
-def export_merged(system: Any, out_dir: str | Path) -> Path:
+def export_merged(system: EmoSystem, out_dir: str | Path) -> Path:
     """A standalone folder: the LLM with LoRA merged (loadable by ``AutoModelForCausalLM``), the
     tokenizer (with placeholder tokens), the projectors, and a ``model.yaml`` pointing at the folder
     itself, so ``load_system(out_dir)`` works without the original base weights."""

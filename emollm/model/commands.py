@@ -31,7 +31,6 @@ def _doctor_rows() -> list[tuple[str, str, str]]:
         "accelerate",
         "deepspeed",
         "bitsandbytes",
-        "datasets",
         "opensmile",
         "av",
     ):
@@ -115,15 +114,11 @@ def next_step(rows: list[tuple[str, str, str]], runs: str | Path = "runs") -> st
 
 
 def _cpu_bf16() -> str:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown"
-    if "amx_bf16" in flags:
-        return "AMX (fast: use precision=bf16)"
-    if "avx512_bf16" in flags:
-        return "AVX512-BF16 (use precision=bf16)"
-    return "emulated (use fp32)"
+    from emollm.device import cpu_bf16_kind
+
+    return {"amx": "AMX (fast: use precision=bf16)", None: "emulated (use fp32)"}.get(
+        cpu_bf16_kind(), "AVX512-BF16 (use precision=bf16)"
+    )
 
 
 def register(app: typer.Typer) -> None:
@@ -204,7 +199,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Merge LoRA into the LLM and write a standalone folder (HF model + tokenizer + projectors + model.yaml)."""
         from emollm.model.checkpoint import export_merged
-        from emollm.model.system import load_system
+        from emollm.model.resolve import load_system
 
         system = load_system(checkpoint)
         path = export_merged(system, out)

@@ -255,9 +255,10 @@ class Trainer:
         self.device = resolve_device(cfg)
         self.strategy = resolve_strategy(cfg)
         if cfg.precision == "auto":
-            from emollm.model.llm import bf16_fast
+            from emollm.device import choose_precision
 
-            cfg.precision = "bf16" if bf16_fast(self.device) else "fp32"  # the resolved value is what run.json records
+            # the resolved value is what run.json records; a GPU without bf16 trains in fp32 (no loss scaling here)
+            cfg.precision = choose_precision("auto", self.device, gpu_fallback="fp32")
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         _set_seed(cfg.seed)

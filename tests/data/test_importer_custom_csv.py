@@ -61,6 +61,8 @@ def test_custom_csv_openset_cell_that_is_not_a_list_is_reported_not_fatal(tmp_pa
         ("bad_value", "samples.csv", 4, "openset", "kept"),
     ]
     assert "unbalanced brackets" in report.problems[0].message
+
+
 def test_custom_csv_misspelt_column_is_a_problem_with_the_close_match(tmp_path):
     """Issue 13 item 12: ``lable`` is reported ("did you mean 'label'?"), not "no problems found"."""
     write_csv(

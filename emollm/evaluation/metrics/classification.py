@@ -30,7 +30,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 from emollm.answers import read_label_cell
-from emollm.evaluation.metrics import Mode, Scored, ScoreOptions, align_names, register_metric
+from emollm.evaluation.metrics.registry import Mode, Scored, ScoreOptions, align_names, register_metric
 from emollm.evaluation.readers import LabelFile, read_label_csv
 from emollm.labels import LabelSpace, label_space
 

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from emollm.answers import parse_grouping
-from emollm.evaluation.metrics import Scored, ScoreOptions, _show, align_names, register_metric
+from emollm.evaluation.metrics.registry import Scored, ScoreOptions, _show, align_names, register_metric
 from emollm.evaluation.readers import read_openset_csv
 
 

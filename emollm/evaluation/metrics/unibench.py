@@ -40,8 +40,8 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
 from emollm.answers import SENTIMENTS, parse_emotion_list, read_sentiment
-from emollm.evaluation.metrics import Mode, Scored, ScoreOptions, align_names, register_metric
 from emollm.evaluation.metrics.classification import weighted_f1_codes
+from emollm.evaluation.metrics.registry import Mode, Scored, ScoreOptions, align_names, register_metric
 from emollm.evaluation.metrics.wheel import WHEELS, EmotionWheel, WheelVersion, load_wheel
 from emollm.evaluation.readers import read_label_csv, read_openset_csv, read_valence_csv
 

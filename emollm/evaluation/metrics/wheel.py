@@ -54,7 +54,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from emollm.evaluation.metrics import Scored, ScoreOptions, align_names, register_metric
+from emollm.evaluation.metrics.registry import Scored, ScoreOptions, align_names, register_metric
 from emollm.evaluation.readers import read_openset_csv
 from emollm.io import sha256_file
 

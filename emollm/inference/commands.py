@@ -556,6 +556,10 @@ def serve_command(
     cache_dir: Path = typer.Option(Path("runs/features"), "--cache-dir", help="Feature cache folder."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Compute features live, cache nothing."),
     device: str = typer.Option("auto", "--device"),
+    max_messages: int = typer.Option(1000, "--max-messages", help="Most messages in one request (more: 400)."),
+    max_request_seconds: float = typer.Option(
+        120.0, "--max-request-seconds", help="Model time one request may use (more: 400)."
+    ),
 ) -> None:
     """Serve the model over an OpenAI-compatible HTTP API, with a web demo at /."""
     from emollm.inference.chat import open_predictor
@@ -572,6 +576,8 @@ def serve_command(
         max_new_tokens=max_new_tokens,
         max_queue=max_queue,
         default_task=task,
+        max_messages=max_messages,
+        max_request_seconds=max_request_seconds,
     )
     pred = open_predictor(spec, None if no_cache else cache_dir, device)
     _warn_untrained(pred.system, spec)

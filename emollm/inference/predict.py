@@ -315,7 +315,7 @@ def _predict_chunk(
     if opts.task == "openset":
         texts = generate("openset")
         for rec, t in zip(recs, texts, strict=True):
-            rec.update(openset_text=t, openset=read_openset(t, "clean", predictor.system.labels.mentions))
+            rec.update(openset_text=t, openset=read_openset(t, "clean", predictor.labels.mentions))
     if opts.explain:
         texts = generate("reason")
         for rec, t in zip(recs, texts, strict=True):

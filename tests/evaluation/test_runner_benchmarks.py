@@ -115,7 +115,7 @@ def test_eval_reads_open_set_answers_as_predict_and_serve(bench_run: EvalOutcome
     from emollm.answers import read_openset
     from emollm.evaluation.readers import read_openset_csv
     from emollm.inference.chat import Reply
-    from emollm.inference.server import _completion_ext
+    from emollm.inference.openai_api import completion_ext as _completion_ext
     from emollm.labels import label_space
 
     assert bench_run.results is not None

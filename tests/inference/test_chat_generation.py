@@ -124,6 +124,9 @@ def test_cli_flags_reach_chat_and_predict(tiny_ckpt, feature_cache, test_samples
     common = ["--checkpoint", str(tiny_ckpt), "--cache-dir", str(feature_cache), "--device", "cpu"]
     res = CliRunner().invoke(app, ["chat", *common, "--top-p", "0", "-p", "hi"])
     assert res.exit_code != 0 and "--top-p 0.0: Input should be greater than 0" in str(res.exception)
+    endpoint = ["--backend", "openai", "--base-url", "http://127.0.0.1:9/v1", "--model", "m"]
+    res = CliRunner().invoke(app, ["predict", *endpoint, "--folder", str(tmp_path), "--out", "x", "--temperature", "1"])
+    assert "decoding flags (--temperature, --repetition-penalty...) apply to --backend local" in str(res.exception)
     out = tmp_path / "pred"
     args = ["predict", *common, "--manifest", str(man.root), "--split", "test", "--out", str(out), "--quiet"]
     args += ["--explain", "--max-new-tokens", "12", "--temperature", "0.8", "--top-k", "5", "--seed", "3"]

@@ -153,7 +153,11 @@ def recover_dir(dst: Path) -> None:
     """Put back a folder an interrupted ``replace_dir`` left aside (``.<name>.old`` without ``<name>``)."""
     old = _aside(Path(dst))
     if not Path(dst).exists() and old.is_dir():
-        old.rename(dst)
+        try:
+            old.rename(dst)
+        except OSError as e:  # e.g. a read-only copy: leave it, the caller reports the missing folder
+            log.warning("%s is missing and %s (left by an interrupted replacement) cannot be put back: %s", dst, old, e)
+            return
         fsync_dir(Path(dst).parent)
         log.warning("%s was missing after an interrupted replacement; restored it from %s", dst, old.name)
 

@@ -28,6 +28,7 @@ Effective batch = micro_batch_size x grad_accum x world size.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -512,13 +513,19 @@ class Trainer:
                 if (self.out / last / "best").is_dir():
                     _copy_dir(self.out / last / "best", best)
         except OSError as e:
-            where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+            if not _output_error(e, self.out):
+                self._fail(f"{type(e).__name__}: {e}", results, t0)
+                raise
+            where = f" ({e.filename})" if e.filename else ""
             reason = f"cannot write the run's files{where}: {e.strerror or e}"
             self._fail(reason, results, t0)
             raise TrainingError(
                 f"{reason}. Training stopped at stage {self.progress.stage} step {self.progress.step}; fix the "
                 f"output folder {self.out} and run again with --resume auto"
             ) from None
+        except KeyboardInterrupt:
+            self._fail("interrupted (Ctrl-C); continue with --resume auto", results, t0, status="interrupted")
+            raise
         except BaseException as e:
             self._fail(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__, results, t0)
             raise
@@ -527,12 +534,12 @@ class Trainer:
         barrier()
         return TrainResult(self.out, final, best if best.is_dir() else None, results)
 
-    def _fail(self, reason: str, results: dict[str, Any], t0: float) -> None:
+    def _fail(self, reason: str, results: dict[str, Any], t0: float, status: str = "failed") -> None:
         """Record in run.json that the run stopped, and why (never raises: the original error matters more)."""
         if not self.main:
             return
         try:
-            self._write_run_json(status="failed", results=results, seconds=time.time() - t0, error=reason)
+            self._write_run_json(status=status, results=results, seconds=time.time() - t0, error=reason)
         except Exception as e:  # noqa: BLE001 - report, then let the original error through
             log.error("could not record the failure in %s: %s", self.out / "run.json", e)
 
@@ -829,6 +836,22 @@ class Trainer:
             with open(path, "r+", encoding="utf-8") as f:
                 f.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
                 f.truncate()
+
+
+_WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
+
+
+def _output_error(e: OSError, out: Path) -> bool:
+    """Whether ``e`` is the output folder refusing a write (read-only, full, permissions), not e.g. a
+    missing input file."""
+    if e.errno in _WRITE_ERRNOS:
+        return True
+    if e.filename:
+        try:
+            return Path(e.filename).resolve().is_relative_to(out.resolve())
+        except (OSError, ValueError):
+            return False
+    return False
 
 
 def _unwrap(model: Any) -> Any:

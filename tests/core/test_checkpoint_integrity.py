@@ -32,13 +32,8 @@ def _modes(root: Path) -> dict[str, int]:
     return {p.relative_to(root).as_posix() or ".": stat.S_IMODE(p.stat().st_mode) for p in [root, *root.rglob("*")]}
 
 
-def _umask(mask: int):
-    old = os.umask(mask)
-    return old
-
-
 def test_manifest_hashes_every_file_and_modes_are_normal(fresh_tiny_fast, tmp_path) -> None:
-    old = _umask(0o022)
+    old = os.umask(0o022)
     try:
         ck = save_checkpoint(fresh_tiny_fast, tmp_path / "ck", extra={"step": 1})
     finally:
@@ -52,7 +47,7 @@ def test_manifest_hashes_every_file_and_modes_are_normal(fresh_tiny_fast, tmp_pa
     assert [p.name for p in tmp_path.iterdir()] == ["ck"]  # no temporary sibling left
     assert verify_checkpoint(ck)["step"] == 1
 
-    old = _umask(0o027)  # the umask is respected, not replaced
+    old = os.umask(0o027)  # the umask is respected, not replaced
     try:
         ck2 = save_checkpoint(fresh_tiny_fast, tmp_path / "ck2")
     finally:
@@ -123,7 +118,7 @@ def test_replace_never_leaves_neither(fresh_tiny_fast, tmp_path) -> None:
 
 def test_export_writes_a_temporary_folder_and_renames(fresh_tiny_fast, tmp_path) -> None:
     out = tmp_path / "export"
-    old = _umask(0o022)
+    old = os.umask(0o022)
     try:
         export_merged(fresh_tiny_fast, out)
     finally:

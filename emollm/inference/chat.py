@@ -48,9 +48,10 @@ from emollm.data.sample import Sample
 from emollm.features.featurizer import FeatureError, SampleFeatures
 from emollm.inference.engine import Predictor
 from emollm.inference.media_input import MEDIA_KINDS, make_sample
-from emollm.log import get_logger
+from emollm.log import get_logger, quiet_known_warnings
 
 log = get_logger(__name__)
+quiet_known_warnings()  # chat, serve and predict load models through here: keep known-harmless noise out
 
 TASKS: dict[str, str] = {"label": "emotion", "explain": "reason", "openset": "openset"}
 """Chat task -> the default contract's task; a checkpoint's own contract decides (``ChatSession.contract_task``)."""
@@ -80,9 +81,6 @@ def open_predictor(
 ) -> Predictor:
     """Load a model (preset name or checkpoint folder) once and wrap it in a ``Predictor`` whose
     ``Featurizer`` uses the shared feature cache (``cache_dir=None``: compute live, cache nothing)."""
-    from emollm.log import quiet_known_warnings
-
-    quiet_known_warnings()  # before peft/bitsandbytes load: their harmless warnings stay out of the terminal
     from emollm.features.cache import FeatureCache
     from emollm.features.featurizer import Featurizer
     from emollm.model.system import load_system

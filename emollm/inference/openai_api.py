@@ -532,8 +532,9 @@ def materialize(
 # ------------------------------------------------------------------------------------------ responses
 
 
-def completion_ext(reply: Reply, want_probs: bool, labels: list[str] | None = None) -> dict[str, Any]:
-    """The ``emollm`` object of a response: task, modalities, label, probabilities, open-set words."""
+def completion_ext(reply: Reply, want_probs: bool, labels: Any = None) -> dict[str, Any]:
+    """The ``emollm`` object of a response: task, modalities, label, probabilities, open-set words
+    (``labels``: the model's LabelSpace, so the open-set reader reads an answer as predict and eval do)."""
     ext: dict[str, Any] = {"task": reply.task, "modalities": reply.modalities, "missing": reply.missing}
     if reply.label is not None:
         ext["label"] = reply.label
@@ -544,16 +545,15 @@ def completion_ext(reply: Reply, want_probs: bool, labels: list[str] | None = No
     return ext
 
 
-def read_openset_words(text: str, labels: list[str] | None = None) -> list[str]:
+def read_openset_words(text: str, labels: Any = None) -> list[str]:
     """Open-vocabulary emotion words of an answer (the project's one answer reader where present)."""
     try:  # emollm.answers is the single reader (issue 12); fall back to predict's until it lands
         from emollm.answers import read_openset  # type: ignore[import-not-found,unused-ignore]
-
-        return list(read_openset(text))
     except ImportError:
         from emollm.inference.predict import parse_openset
 
         return parse_openset(text)
+    return list(read_openset(text, "clean", getattr(labels, "mentions", None)))
 
 
 def read_label_from(text: str, space: Any) -> str | None:

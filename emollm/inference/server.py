@@ -421,7 +421,7 @@ def create_app(predictor: Any, settings: ServeSettings) -> FastAPI:
             return json_answer(reply, space) if json_mode else reply.text
 
         def ext_of(reply: Reply) -> dict[str, Any]:
-            return completion_ext(reply, opts.probs or reply.task == "label", list(space.labels))
+            return completion_ext(reply, opts.probs or reply.task == "label", space)
 
         if not req.stream:
             reply, lp = await guarded(answer)

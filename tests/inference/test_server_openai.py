@@ -264,3 +264,15 @@ def test_strict_validation_every_error_has_a_code(server, sdk) -> None:
     assert e.value.body["code"] == "unsupported_audio_format" and "aiff" in e.value.body["message"]
     ok = sdk.chat.completions.create(model=MODEL, messages=user, max_tokens=1)
     assert ok.usage.completion_tokens == 1
+
+
+def test_openset_answer_is_read_into_words(sdk) -> None:
+    r = sdk.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Which emotion words fit?"}],
+        max_tokens=8,
+        extra_body={"emollm": {"task": "openset"}},
+    )
+    ext = r.model_extra["emollm"]
+    assert ext["task"] == "openset" and isinstance(ext["openset"], list)
+    assert all(isinstance(w, str) and w for w in ext["openset"])

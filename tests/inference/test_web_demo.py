@@ -191,6 +191,7 @@ def test_web_page_phone_width_untrained_banner_and_stop(browser, untrained_serve
     page.wait_for_function("document.getElementById('status').textContent === 'done'", timeout=60_000)
     assert len(bodies[-1]["messages"]) == 3 and bodies[-1]["messages"][1]["role"] == "assistant"
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert "/reset" not in page.content()  # no CLI commands on the page
     _shot(page, tmp_path, "web_phone.png")
     assert errors == []
     page.close()

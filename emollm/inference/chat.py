@@ -48,10 +48,9 @@ from emollm.data.sample import Sample
 from emollm.features.featurizer import FeatureError, SampleFeatures
 from emollm.inference.engine import Predictor
 from emollm.inference.media_input import MEDIA_KINDS, make_sample
-from emollm.log import get_logger, quiet_known_warnings
+from emollm.log import get_logger
 
 log = get_logger(__name__)
-quiet_known_warnings()  # chat, serve and predict load models through here: keep known-harmless noise out
 
 TASKS: dict[str, str] = {"label": "emotion", "explain": "reason", "openset": "openset"}
 """Chat task -> the default contract's task; a checkpoint's own contract decides (``ChatSession.contract_task``)."""
@@ -81,13 +80,15 @@ def open_predictor(
 ) -> Predictor:
     """Load a model (preset name or checkpoint folder) once and wrap it in a ``Predictor`` whose
     ``Featurizer`` uses the shared feature cache (``cache_dir=None``: compute live, cache nothing)."""
+    from emollm.device import choose_device
+    from emollm.log import quiet_known_warnings
+
+    quiet_known_warnings()  # before peft/bitsandbytes load: their harmless warnings stay out of the terminal
     from emollm.features.cache import FeatureCache
     from emollm.features.featurizer import Featurizer
-    from emollm.model.system import load_system
+    from emollm.model.resolve import load_system
 
-    dev = device
-    if dev == "auto":
-        dev = "cuda" if torch.cuda.is_available() else None
+    dev = choose_device(device) if device == "auto" else device
     system = load_system(str(spec), device=dev)
     system.model.eval()
     if cache_dir is None:
@@ -192,7 +193,8 @@ class ChatSession:
         self.task = normalize_task(task)
         self.max_new_tokens = max_new_tokens
         self.include_subtitle = include_subtitle
-        self.system_prompt = system
+        self.system_prompt = system if system is not None else predictor.contract.system_prompt
+        """The system message of every turn (default: the checkpoint's prompt contract's)."""
         self.turns: list[Turn] = []
         self._media: dict[str, Path] = {}
         self._sample: tuple[Sample, Path | None] | None = None
@@ -434,8 +436,8 @@ class ChatSession:
         _, batch, feats = self._inputs(turns)
         model, proc = self.system.model, self.system.processor
         kw: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, **gen}
-        if cancel is not None:
-            kw["stopping_criteria"] = StoppingCriteriaList([_Cancel(cancel)])
+        if cancel is not None:  # the caller's stopping criteria (and logits processors) stay in force
+            kw["stopping_criteria"] = StoppingCriteriaList([*(kw.get("stopping_criteria") or []), _Cancel(cancel)])
         if on_text is None:
             new = model.generate(batch["input_ids"], batch["attention_mask"], feats, **kw)[0]
         else:
@@ -522,7 +524,10 @@ class ChatSession:
         """Answer a user turn (pending media and subtitle attach to it); the exchange joins the history.
 
         ``on_text`` receives streamed text deltas (generation tasks; a ``label`` answer arrives as one
-        chunk). ``gen`` goes to ``generate`` (``max_new_tokens``, ``do_sample``, ``temperature``...).
+        chunk). ``gen`` goes to ``generate`` as given (``GenerationOptions.generate_kwargs()``, or
+        ``max_new_tokens``, ``do_sample``, ``temperature``, ``stopping_criteria``, ``logits_processor``...);
+        ``cancel`` is added to the caller's stopping criteria. A cancelled answer (``finish_reason``
+        ``cancelled``) joins the history as far as it got.
         ``turn``: a turn from ``prepare_turn`` (then ``text`` and ``task`` are ignored).
         """
         turn = turn or self.prepare_turn(text, task)

@@ -533,35 +533,26 @@ def materialize(
 
 
 def completion_ext(reply: Reply, want_probs: bool, labels: Any = None) -> dict[str, Any]:
-    """The ``emollm`` object of a response: task, modalities, label, probabilities, open-set words
-    (``labels``: the model's LabelSpace, so the open-set reader reads an answer as predict and eval do)."""
+    """The ``emollm`` object of a response: task, modalities, label, probabilities, open-set words.
+
+    ``labels`` (the model's ``LabelSpace``) lets the open-set reader find label words in a non-list
+    answer, exactly as ``emollm predict`` and ``emollm eval`` read it."""
+    from emollm.answers import read_openset
+
     ext: dict[str, Any] = {"task": reply.task, "modalities": reply.modalities, "missing": reply.missing}
     if reply.label is not None:
         ext["label"] = reply.label
     if want_probs and reply.probs is not None:
         ext["probs"] = reply.probs
     if reply.task == "openset":
-        ext["openset"] = read_openset_words(reply.text, labels)
+        ext["openset"] = read_openset(reply.text, "clean", labels.mentions if labels is not None else None)
     return ext
-
-
-def read_openset_words(text: str, labels: Any = None) -> list[str]:
-    """Open-vocabulary emotion words of an answer (the project's one answer reader where present)."""
-    try:  # emollm.answers is the single reader (issue 12); fall back to predict's until it lands
-        from emollm.answers import read_openset  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        from emollm.inference.predict import parse_openset
-
-        return parse_openset(text)
-    return list(read_openset(text, "clean", getattr(labels, "mentions", None)))
 
 
 def read_label_from(text: str, space: Any) -> str | None:
     """The label an explanation names, read by the answer reader (None: it names none)."""
-    try:
-        from emollm.answers import read_label  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        from emollm.evaluation.answers import read_label
+    from emollm.answers import read_label
+
     return read_label(text, space).label
 
 

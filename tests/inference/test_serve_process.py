@@ -105,7 +105,7 @@ _PROBE = textwrap.dedent(
         quiet_known_warnings()
     import torch
     from emollm.data.conversation import Conversation, Message
-    from emollm.model.system import load_system
+    from emollm.model.resolve import load_system
     assert "emollm.inference.chat" not in sys.modules  # importing chat would quiet the control run
     system = load_system("tiny-fast")
     proc, model = system.processor, system.model.eval()

@@ -20,7 +20,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from emollm.registry import close_match
+from emollm.registry import close_match, unknown_message
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -35,6 +35,101 @@ class Strict(BaseModel):
     model_config = ConfigDict(
         extra="forbid", validate_assignment=True, protected_namespaces=(), use_attribute_docstrings=True
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# encoder options: one schema per built-in encoder, here (not in the torch modules that build the
+# encoders) so that validating a YAML never imports torch. ``register_encoder`` adds a plug-in's
+# schema to ``ENCODER_OPTIONS``.
+
+
+class EgemapsOptions(Strict):
+    level: Literal["functionals", "segments"] = "functionals"
+    tokens: int = Field(1, gt=0)
+    """Time segments with ``level: segments``."""
+    std: bool = False
+    """With ``level: segments``, append each segment's standard deviation to its mean."""
+    min_seconds: float = Field(0.5, ge=0)
+    """Shorter audio is zero-padded at the end to this length."""
+
+    @model_validator(mode="after")
+    def _segments_only(self) -> EgemapsOptions:
+        if self.level == "functionals" and (self.tokens != 1 or self.std):
+            raise ValueError("tokens and std apply to level 'segments' only (functionals is one 88-d token)")
+        return self
+
+
+class Fer2013Options(Strict):
+    n_frames: int = Field(4, gt=0)
+    selection: Literal["uniform", "first", "middle", "peak", "segments"] = "uniform"
+    output: Literal["embedding", "logits", "both"] = "embedding"
+    """embedding: 128-d pooled features; logits: 7 class scores; both: concatenated (135-d)."""
+    pooling: Literal["none", "mean"] = "mean"
+    """none: one token per face crop; mean: one token averaged over the crops."""
+
+
+class HubertOptions(Strict):
+    layer: int = -1
+    """Hidden-state index (-1 = last layer; 0 = the CNN feature projection output)."""
+    pooling: Literal["mean", "max", "segments"] = "mean"
+    tokens: int = Field(1, gt=0)
+    """Number of output tokens with ``pooling: segments``."""
+    max_seconds: float | None = 30.0
+    """Clip long audio to this many seconds (None: no limit)."""
+    normalize_waveform: bool = True
+    """Zero-mean / unit-variance waveform per clip (what the chinese-hubert feature extractor does)."""
+
+
+class PrecomputedOptions(Strict):
+    dir: str
+    """Folder with one file per sample."""
+    pattern: str = "{id}.npy"
+    """File name pattern; ``{id}`` is the sample id. .npy, .npz (first array) and .pt are read."""
+    dim: int = Field(gt=0)
+    tokens: int = Field(1, gt=0)
+
+
+class ViTMAEOptions(Strict):
+    n_frames: int = Field(8, gt=0)
+    selection: Literal["uniform", "first", "middle", "peak"] = "uniform"
+    token: Literal["mean", "cls"] = "mean"
+    """Per-frame vector: mean of patch tokens, or the CLS token."""
+    pooling: Literal["mean", "none"] = "mean"
+    """mean: average frames into one token (Emotion-LLaMA "UTT"); none: one token per frame."""
+
+
+class VideoMAEOptions(Strict):
+    selection: Literal["uniform", "segments"] = "segments"
+    """segments: Emotion-LLaMA's 8 segments x 2 consecutive frames; uniform: evenly spaced frames."""
+
+
+class EvaViTgOptions(Strict):
+    view: Literal["patches4", "cls", "patches"] = "patches4"
+    selection: Literal["first", "middle", "peak", "uniform"] = "first"
+    """Which frame: Emotion-LLaMA's code uses the first; its paper and maintainer favour the peak."""
+
+
+ENCODER_OPTIONS: dict[str, type[Strict]] = {
+    "hubert": HubertOptions,
+    "vit_mae": ViTMAEOptions,
+    "videomae": VideoMAEOptions,
+    "eva_vit_g": EvaViTgOptions,
+    "egemaps": EgemapsOptions,
+    "fer2013": Fer2013Options,
+    "precomputed": PrecomputedOptions,
+}
+"""Encoder registry name -> its options schema (what ``EncoderConfig.options`` is validated against)."""
+
+PROJECTOR_NAMES: set[str] = {"linear", "mlp2x_gelu"}
+"""Projector registry names (``emollm.model.projectors`` adds any it registers)."""
+
+
+def register_encoder_options(name: str, options_model: type[Strict]) -> None:
+    """Make ``name`` a valid ``encoder.name`` whose options validate against ``options_model``."""
+    known = ENCODER_OPTIONS.get(name)
+    if known is not None and known is not options_model:
+        raise ValueError(f"encoder {name!r} already has options schema {known.__name__}")
+    ENCODER_OPTIONS[name] = options_model
 
 
 # ----------------------------------------------------------------------------------------------
@@ -56,18 +151,13 @@ class EncoderConfig(Strict):
 
     @model_validator(mode="after")
     def _check_options(self) -> EncoderConfig:
-        from emollm.encoders import ENCODERS
-
+        model = ENCODER_OPTIONS.get(self.name)
+        if model is None:
+            raise ValueError(unknown_message("encoder", self.name, ENCODER_OPTIONS))
         try:
-            spec = ENCODERS.get(self.name)
-        except KeyError as e:
-            raise ValueError(e.args[0]) from None
-        try:
-            opts = spec.options_model.model_validate(self.options)
+            opts = model.model_validate(self.options)
         except ValidationError as e:
-            raise ValueError(
-                format_validation_error(spec.options_model, e, f"options of encoder {self.name!r}")
-            ) from None
+            raise ValueError(format_validation_error(model, e, f"options of encoder {self.name!r}")) from None
         self.__dict__["options"] = opts.model_dump()
         return self
 
@@ -84,12 +174,8 @@ class ProjectorConfig(Strict):
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
-        from emollm.model.projectors import PROJECTORS
-
-        try:
-            PROJECTORS.get(v)
-        except KeyError as e:  # a ValueError lets pydantic name the field (modalities.<m>.projector.name)
-            raise ValueError(e.args[0]) from None
+        if v not in PROJECTOR_NAMES:  # a ValueError lets pydantic name the field (modalities.<m>.projector.name)
+            raise ValueError(unknown_message("projector", v, PROJECTOR_NAMES))
         return v
 
 

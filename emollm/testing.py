@@ -5,12 +5,15 @@ feats = random_features(system, {"audio": 2, "face": 1}, seed=0)   # {modality: 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
+if TYPE_CHECKING:
+    from emollm.model.system import EmoSystem
 
-def random_features(system: Any, counts: dict[str, int], seed: int = 0) -> dict[str, torch.Tensor]:
+
+def random_features(system: EmoSystem, counts: dict[str, int], seed: int = 0) -> dict[str, torch.Tensor]:
     """Random features ``{modality: [n, tokens, dim]}`` matching ``system.encoders``."""
     g = torch.Generator().manual_seed(seed)
     return {

@@ -23,13 +23,16 @@ weights. Everything that decides cost matches the ``emotion-llama`` preset:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from pydantic import Field
 
 from emollm.config import EncoderConfig, ModelConfig, Strict
 from emollm.model.presets import model_config, preset_dict
+
+if TYPE_CHECKING:
+    from emollm.model.system import EmoSystem
 
 MEDIA_LAYOUT: dict[str, tuple[int, int]] = {
     "frame": (256, 5632),
@@ -110,7 +113,7 @@ def _llama_config(shape: ShapeConfig, vocab: int) -> Any:
     )
 
 
-def build_shapes_system(device: torch.device | str = "cuda", shape: ShapeConfig | None = None) -> Any:
+def build_shapes_system(device: torch.device | str = "cuda", shape: ShapeConfig | None = None) -> EmoSystem:
     """An ``EmoSystem`` with the ``emotion-llama`` shapes and random weights, materialised on ``device``.
 
     ``device="meta"`` builds shapes only (no memory; parameter counting)."""
@@ -157,7 +160,7 @@ def build_shapes_system(device: torch.device | str = "cuda", shape: ShapeConfig 
     return EmoSystem(cfg, model, processor, encoders, label_space(cfg.label_space), "emotion-llama-shapes")
 
 
-def random_feature_pool(system: Any, n: int, seed: int = 0) -> list[dict[str, torch.Tensor]]:
+def random_feature_pool(system: EmoSystem, n: int, seed: int = 0) -> list[dict[str, torch.Tensor]]:
     """``n`` random feature sets ``{modality: [tokens, dim]}`` (float32, CPU) of ``system``'s widths.
 
     Benchmarks cycle through a small pool so that 7B-shape runs do not hold gigabytes of inputs."""

@@ -20,7 +20,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,6 +29,9 @@ from pydantic import Field
 from emollm.config import Strict
 from emollm.data.sample import Sample
 from emollm.features.featurizer import Featurizer, SampleFeatures
+
+if TYPE_CHECKING:
+    from emollm.model.system import EmoSystem
 
 BENCH_PRESETS = ("tiny", "tiny-fast", "mini", "emotion-llama-shapes")
 SHAPES = "emotion-llama-shapes"
@@ -65,7 +68,7 @@ class WorkloadConfig(Strict):
 
 @dataclass
 class Workload:
-    system: Any
+    system: EmoSystem
     samples: list[Sample]
     root: Path | None
     featurizer: Featurizer
@@ -104,7 +107,7 @@ class MemoryFeaturizer(Featurizer):
 # ---------------------------------------------------------------------------------------------- system
 
 
-def load_bench_system(cfg: WorkloadConfig, device: torch.device) -> Any:
+def load_bench_system(cfg: WorkloadConfig, device: torch.device) -> EmoSystem:
     from emollm.bench.shapes import ShapeConfig, build_shapes_system
 
     if cfg.preset == SHAPES:
@@ -124,19 +127,18 @@ def load_bench_system(cfg: WorkloadConfig, device: torch.device) -> Any:
         return system
     if cfg.shape:
         raise ValueError(f"--shape applies to preset {SHAPES!r} only, not {cfg.preset!r}")
-    from emollm.model.presets import PRESETS
-    from emollm.model.system import load_system
+    from emollm.model.resolve import load_system, resolve_model
 
-    if cfg.preset not in PRESETS and not Path(cfg.preset).exists():
+    try:
+        spec = resolve_model(cfg.preset, "bench preset")
+    except KeyError:
         raise KeyError(
             f"unknown bench preset {cfg.preset!r}; expected one of {', '.join(BENCH_PRESETS)} or a checkpoint folder"
-        )
-    return load_system(
-        cfg.preset, device=device, overrides=cfg.overrides, gradient_checkpointing=cfg.gradient_checkpointing
-    )
+        ) from None
+    return load_system(spec, device=device, overrides=cfg.overrides, gradient_checkpointing=cfg.gradient_checkpointing)
 
 
-def _enable_gc(system: Any) -> None:
+def _enable_gc(system: EmoSystem) -> None:
     llm = system.model.llm
     llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     llm.config.use_cache = False
@@ -188,7 +190,7 @@ def load_workload(cfg: WorkloadConfig, device: torch.device) -> Workload:
     return wl
 
 
-def _synthetic_workload(cfg: WorkloadConfig, system: Any) -> Workload:
+def _synthetic_workload(cfg: WorkloadConfig, system: EmoSystem) -> Workload:
     from emollm.bench.shapes import random_feature_pool
 
     samples = synthetic_samples(cfg.samples, list(system.labels.labels), cfg.text, cfg.seed)
@@ -212,7 +214,7 @@ def _open_manifest(cfg: WorkloadConfig, corpus: str) -> Any:
         ) from None
 
 
-def _manifest_workload(cfg: WorkloadConfig, man: Any, system: Any, device: torch.device) -> Workload:
+def _manifest_workload(cfg: WorkloadConfig, man: Any, system: EmoSystem, device: torch.device) -> Workload:
     from tqdm import tqdm
 
     from emollm.features.cache import FeatureCache

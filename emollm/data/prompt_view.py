@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from emollm.data.conversation import Conversation
 from emollm.data.sample import Sample
+
+if TYPE_CHECKING:
+    from emollm.model.system import EmoSystem
 
 PLACEHOLDER_SUBTITLE = "I really did not expect that."
 
@@ -81,7 +84,7 @@ def resolve_task(contract: Any, task: str) -> str:
 
 
 def render_prompt(
-    system: Any,
+    system: EmoSystem,
     task: str,
     sample: Sample | None = None,
     modalities: list[str] | None = None,
@@ -104,7 +107,7 @@ def render_prompt(
     return RenderedPrompt(name, conv, render_prompt_text(system.processor, enc), len(enc), mods)
 
 
-def _load_sample(system: Any, manifest: str, sample_id: str, cache_dir: str | None) -> tuple[Sample, list[str]]:
+def _load_sample(system: EmoSystem, manifest: str, sample_id: str, cache_dir: str | None) -> tuple[Sample, list[str]]:
     from emollm.data.manifests import open_manifest
     from emollm.features.cache import FeatureCache
     from emollm.features.featurizer import Featurizer
@@ -135,7 +138,7 @@ def prompt_command(
     """Print the exact text the model sees for a task (from the checkpoint's prompt contract)."""
     import yaml
 
-    from emollm.model.system import load_system
+    from emollm.model.resolve import load_system
 
     if (manifest is None) != (sample is None):
         raise typer.BadParameter("--manifest and --sample go together")

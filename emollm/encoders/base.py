@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from emollm.config import Strict
+from emollm.config import Strict, register_encoder_options
 from emollm.registry import Registry
 
 if TYPE_CHECKING:
@@ -131,6 +131,7 @@ def register_encoder(
     name: str, options_model: type[Strict], input_kind: InputKind, description: str = ""
 ) -> Callable[[Callable[[EncoderConfig], Encoder]], Callable[[EncoderConfig], Encoder]]:
     def deco(fn: Callable[[EncoderConfig], Encoder]) -> Callable[[EncoderConfig], Encoder]:
+        register_encoder_options(name, options_model)  # configs naming this encoder validate without torch
         ENCODERS.add(name, EncoderSpec(name, options_model, fn, input_kind, description or (fn.__doc__ or "").strip()))
         return fn
 

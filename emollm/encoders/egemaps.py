@@ -24,33 +24,16 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import Field, model_validator
 
-from emollm.config import EncoderConfig, Strict
+from emollm.config import EgemapsOptions, EncoderConfig
 from emollm.encoders.base import Encoder, MediaRequest, register_encoder
 
 SAMPLE_RATE = 16000
 FEATURE_SET = "eGeMAPSv02"
-
-
-class EgemapsOptions(Strict):
-    level: Literal["functionals", "segments"] = "functionals"
-    tokens: int = Field(1, gt=0)
-    """Time segments with ``level: segments``."""
-    std: bool = False
-    """With ``level: segments``, append each segment's standard deviation to its mean."""
-    min_seconds: float = Field(0.5, ge=0)
-    """Shorter audio is zero-padded at the end to this length."""
-
-    @model_validator(mode="after")
-    def _segments_only(self) -> EgemapsOptions:
-        if self.level == "functionals" and (self.tokens != 1 or self.std):
-            raise ValueError("tokens and std apply to level 'segments' only (functionals is one 88-d token)")
-        return self
 
 
 @lru_cache(maxsize=2)

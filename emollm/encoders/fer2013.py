@@ -33,15 +33,14 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import nn
 
-from emollm.config import EncoderConfig, Strict
+from emollm.config import EncoderConfig, Fer2013Options
 from emollm.encoders.base import Encoder, MediaRequest, register_encoder, weights_identity
 
 FER_LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -285,15 +284,6 @@ def classify_faces(crops: np.ndarray, path: str | Path | None = None) -> tuple[l
 
 
 # ---------------------------------------------------------------------------------------------- encoder
-
-
-class Fer2013Options(Strict):
-    n_frames: int = Field(4, gt=0)
-    selection: Literal["uniform", "first", "middle", "peak", "segments"] = "uniform"
-    output: Literal["embedding", "logits", "both"] = "embedding"
-    """embedding: 128-d pooled features; logits: 7 class scores; both: concatenated (135-d)."""
-    pooling: Literal["none", "mean"] = "mean"
-    """none: one token per face crop; mean: one token averaged over the crops."""
 
 
 class Fer2013Encoder(Encoder):

@@ -16,26 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field
 
-from emollm.config import EncoderConfig, Strict
+from emollm.config import EncoderConfig, HubertOptions
 from emollm.encoders.base import Encoder, MediaRequest, pool_time, register_encoder, weights_identity
-
-
-class HubertOptions(Strict):
-    layer: int = -1
-    """Hidden-state index (-1 = last layer; 0 = the CNN feature projection output)."""
-    pooling: Literal["mean", "max", "segments"] = "mean"
-    tokens: int = Field(1, gt=0)
-    """Number of output tokens with ``pooling: segments``."""
-    max_seconds: float | None = 30.0
-    """Clip long audio to this many seconds (None: no limit)."""
-    normalize_waveform: bool = True
-    """Zero-mean / unit-variance waveform per clip (what the chinese-hubert feature extractor does)."""
 
 
 class HubertEncoder(Encoder):

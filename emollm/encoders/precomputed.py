@@ -17,19 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pydantic import Field
 
-from emollm.config import EncoderConfig, Strict
+from emollm.config import EncoderConfig, PrecomputedOptions
 from emollm.encoders.base import Encoder, MediaRequest, register_encoder
-
-
-class PrecomputedOptions(Strict):
-    dir: str
-    """Folder with one file per sample."""
-    pattern: str = "{id}.npy"
-    """File name pattern; ``{id}`` is the sample id. .npy, .npz (first array) and .pt are read."""
-    dim: int = Field(gt=0)
-    tokens: int = Field(1, gt=0)
 
 
 def read_feature_file(path: Path) -> np.ndarray:

@@ -22,14 +22,13 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
-from pydantic import Field
 
-from emollm.config import EncoderConfig, Strict
+from emollm.config import EncoderConfig, EvaViTgOptions, VideoMAEOptions, ViTMAEOptions
 from emollm.encoders.base import Encoder, MediaRequest, register_encoder, weights_identity
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -78,15 +77,6 @@ def _need_folder(name: str, path: str) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------- ViT-MAE
-
-
-class ViTMAEOptions(Strict):
-    n_frames: int = Field(8, gt=0)
-    selection: Literal["uniform", "first", "middle", "peak"] = "uniform"
-    token: Literal["mean", "cls"] = "mean"
-    """Per-frame vector: mean of patch tokens, or the CLS token."""
-    pooling: Literal["mean", "none"] = "mean"
-    """mean: average frames into one token (Emotion-LLaMA "UTT"); none: one token per frame."""
 
 
 class ViTMAEEncoder(Encoder):
@@ -162,11 +152,6 @@ def build_vit_mae(cfg: EncoderConfig) -> Encoder:
 # ---------------------------------------------------------------------------------------------- VideoMAE
 
 
-class VideoMAEOptions(Strict):
-    selection: Literal["uniform", "segments"] = "segments"
-    """segments: Emotion-LLaMA's 8 segments x 2 consecutive frames; uniform: evenly spaced frames."""
-
-
 class VideoMAEEncoder(Encoder):
     def __init__(self, cfg: EncoderConfig) -> None:
         from transformers import VideoMAEConfig, VideoMAEModel
@@ -228,12 +213,6 @@ def build_videomae(cfg: EncoderConfig) -> Encoder:
 
 
 # ---------------------------------------------------------------------------------------------- EVA ViT-g
-
-
-class EvaViTgOptions(Strict):
-    view: Literal["patches4", "cls", "patches"] = "patches4"
-    selection: Literal["first", "middle", "peak", "uniform"] = "first"
-    """Which frame: Emotion-LLaMA's code uses the first; its paper and maintainer favour the peak."""
 
 
 def _load_blip2_vision(p: Path) -> Any:

@@ -18,9 +18,21 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
+
+from emollm.cli_models import Flag, model_command
+from emollm.evaluation.options import EvalOptions
+from emollm.inference.remote import (
+    ApiKeyEnvOpt,
+    BaseUrlOpt,
+    ConcurrencyOpt,
+    EndpointFileOpt,
+    LogprobsOpt,
+    ModelOpt,
+    ProfileOpt,
+)
 
 METRIC_HELP = (
     "classification (accuracy, WAF, macro F1, UAR/WAR), mer2023 (WAF - 0.25*MSE; --split), mer2024 (WAF), "
@@ -152,43 +164,74 @@ def _score_preds(
     return result
 
 
+def _split_commas(v: str | None) -> list[str]:
+    return [t.strip() for t in (v or "").split(",") if t.strip()]
+
+
+def _roots(v: list[str]) -> dict[str, str]:
+    from emollm.evaluation.tasks import parse_roots
+
+    return parse_roots(v)
+
+
+def _shard(v: str) -> tuple[int, int]:
+    from emollm.shard import parse_shard
+
+    return parse_shard(v)
+
+
+# ``emollm eval`` options are the fields of ``EvalOptions`` (help = the field's docstring); only what the
+# command line spells differently is declared here. A new EvalOptions field is a new option.
+EVAL_FLAGS = {
+    "checkpoint": Flag(
+        "--checkpoint", "-c", default=None, type=str | None,
+        help="Checkpoint folder, or a preset name (tiny-fast, mini...) for zero-shot runs.",
+    ),
+    "tasks": Flag("--tasks", "-t", type=str | None, parse=_split_commas,
+                  help="Comma-separated task names (eval/tasks) or YAMLs."),
+    "suite": Flag("--suite", "-s"),
+    "out": Flag("--out", "-o", type=Path | None, parse=lambda v: str(v) if v else None),
+    "roots": Flag("--root", "-r", type=list[str], default=[], parse=_roots,
+                  help="NAME=DIR: a data root (corpus folder or prepared manifest) or a resource folder."),
+    "limit": Flag(min=1),
+    "shard": Flag(type=str, default="0/1", parse=_shard,
+                  help="i/n: run blocks i, i+n, ... of --batch-size samples (same batch size in every shard)."),
+    "merge": Flag("--merge"),
+    "batch_size": Flag("--batch-size", "-b", min=1, help="Samples per model batch."),
+    "device": Flag(type=str, default="auto", parse=lambda v: _device(v),
+                   help="auto (cuda if available) | cpu | cuda | cuda:N."),
+    "judge": Flag(type=Path | None, parse=lambda v: str(v) if v else None),
+    "extractor": Flag(type=Path | None, parse=lambda v: str(v) if v else None,
+                      help="ExtractorConfig YAML: an LLM reads open-set/sentiment answers (AffectGPT)."),
+}  # fmt: skip
+
+
+def _eval_error(e: Exception) -> NoReturn:
+    msg = str(e.args[0] if isinstance(e, KeyError) and e.args else e)
+    typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2) from None
+
+
+@model_command(EvalOptions, EVAL_FLAGS, skip={"endpoint", "progress", "features", "feature_mode"}, on_error=_eval_error)
 def eval_command(
-    checkpoint: str | None = typer.Option(
-        None, "--checkpoint", "-c", help="Checkpoint folder, or a preset name (tiny-fast, mini...) for zero-shot runs."
+    values: dict[str, Any],
+    cache_dir: Path | None = typer.Option(
+        None, "--cache-dir", help="Feature cache folder, shared with training. [default: runs/features]"
     ),
-    tasks: str | None = typer.Option(None, "--tasks", "-t", help="Comma-separated task names (eval/tasks) or YAMLs."),
-    suite: str | None = typer.Option(None, "--suite", "-s", help="A suite YAML (eval/suites/*.yaml) or suite name."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Output folder (default runs/eval/<checkpoint name>)."),
-    root: list[str] = typer.Option(
-        [], "--root", "-r", help="NAME=DIR: a data root (corpus folder or prepared manifest) or a resource folder."
-    ),
-    limit: int | None = typer.Option(None, "--limit", min=1, help="At most N samples per task (the first ones)."),
-    shard: str = typer.Option(
-        "0/1", "--shard", help="i/n: run blocks i, i+n, ... of --batch-size samples (same batch size in every shard)."
-    ),
-    merge: bool = typer.Option(False, "--merge", help="Only combine the records of all shards and write the report."),
-    batch_size: int = typer.Option(16, "--batch-size", "-b", min=1, help="Samples per model batch."),
-    device: str | None = typer.Option(None, "--device", help="torch device (cpu, cuda, cuda:1); default: cpu."),
-    features: str = typer.Option("runs/features", "--features", help="Feature cache folder (shared with training)."),
-    feature_mode: str = typer.Option("auto", "--feature-mode", help="auto | cache | live."),
-    modalities: str = typer.Option(
-        "auto", "--modalities", help="Base input: auto (checkpoint: all; preset: subtitle only), all, none, or a list."
-    ),
-    reading: str | None = typer.Option(None, "--reading", help="Generated labels: clean or published (last word)."),
-    method: str | None = typer.Option(None, "--method", help="Classification answers: score_labels or generate."),
-    judge: Path | None = typer.Option(None, "--judge", help="LLM judge config YAML for explanation tasks."),
-    extractor: Path | None = typer.Option(
-        None, "--extractor", help="ExtractorConfig YAML: an LLM reads open-set/sentiment answers (AffectGPT)."
+    no_cache: bool = typer.Option(False, "--no-cache", help="Compute features live, cache nothing."),
+    features: str | None = typer.Option(None, "--features", hidden=True, help="Old name of --cache-dir."),
+    feature_mode: str | None = typer.Option(
+        None, "--feature-mode", hidden=True, help="auto | cache (only cached features) | live (= --no-cache)."
     ),
     list_tasks: bool = typer.Option(False, "--list", help="List the shipped tasks and suites, then exit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
-    backend: str = typer.Option("local", "--backend", help="local (a checkpoint or preset) or openai (an endpoint)."),
-    base_url: str | None = typer.Option(None, "--base-url", help="openai: the endpoint's API root (…/v1)."),
-    model: str | None = typer.Option(None, "--model", help="openai: the model name the endpoint serves."),
-    api_key_env: str | None = typer.Option(None, "--api-key-env", help="openai: env variable holding the API key."),
-    endpoint: Path | None = typer.Option(None, "--endpoint", help="openai: an EndpointConfig YAML (parts, prices...)."),
-    profile: str | None = typer.Option(None, "--profile", help="openai: media-part defaults: openai, vllm or emollm."),
-    concurrency: int | None = typer.Option(None, "--concurrency", min=1, help="openai: requests in flight."),
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    endpoint: EndpointFileOpt = None,
+    profile: ProfileOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    logprobs: LogprobsOpt = None,
 ) -> None:
     """Evaluate a checkpoint or preset on tasks or a suite: results.json, report.md, plots, submission CSVs."""
     from emollm.config import ConfigError
@@ -198,56 +241,57 @@ def eval_command(
             _list_tasks()
             return
         ep = None
-        if backend == "openai":
+        if values["backend"] == "openai":
             from emollm.inference.remote import endpoint_from_options
 
-            ep = endpoint_from_options(endpoint, base_url, model, api_key_env, profile, concurrency)
-        elif checkpoint is None:
+            ep = endpoint_from_options(endpoint, base_url, model, api_key_env, profile, concurrency, logprobs)
+        elif values["checkpoint"] is None:
             raise ValueError("--checkpoint is required (a checkpoint folder or a preset name)")
         from emollm.evaluation.report import print_summary
-        from emollm.evaluation.runner import EvalOptions, run_eval
-        from emollm.evaluation.tasks import parse_roots
-        from emollm.shard import parse_shard
+        from emollm.evaluation.runner import run_eval
 
         opts = EvalOptions.model_validate(
             {
-                "checkpoint": checkpoint or "",
-                "backend": backend,
+                **values,
+                "checkpoint": values["checkpoint"] or "",
                 "endpoint": ep,
-                "tasks": [t.strip() for t in (tasks or "").split(",") if t.strip()],
-                "suite": suite,
-                "out": str(out) if out else None,
-                "roots": parse_roots(root),
-                "limit": limit,
-                "shard": parse_shard(shard),
-                "merge": merge,
-                "batch_size": batch_size,
-                "device": device,
-                "features": features,
-                "feature_mode": feature_mode,
-                "modalities": modalities,
-                "reading": reading,
-                "method": method,
-                "judge": str(judge) if judge else None,
-                "extractor": str(extractor) if extractor else None,
+                "features": _cache_folder(cache_dir, features),
+                "feature_mode": _feature_mode(no_cache, feature_mode),
                 "progress": not quiet,
             }
         )
         outcome = run_eval(opts)
     except (ConfigError, ValueError, KeyError, FileNotFoundError) as e:
-        msg = str(e.args[0] if isinstance(e, KeyError) and e.args else e)
-        typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+        _eval_error(e)
     if not outcome.complete:
         s = outcome.stats
         typer.echo(
-            f"shard {shard} done: {s['computed']} answers computed, {s['reused']} reused; {outcome.missing} answers "
+            f"shard {opts.shard[0]}/{opts.shard[1]} done: {s['computed']} answers computed, {s['reused']} reused; {outcome.missing} answers "
             f"of other shards are still missing. When every shard has finished, run the same command with --merge."
         )
         return
     assert outcome.results is not None
     print_summary(outcome.results)
     typer.echo(f"results: {outcome.out_dir / 'results.json'}  report: {outcome.out_dir / 'report.md'}")
+
+
+def _device(device: str) -> str | None:
+    """``auto`` -> cuda when available, else the default (cpu); anything else as given."""
+    from emollm.device import choose_device
+
+    return str(choose_device(device))
+
+
+def _cache_folder(cache_dir: Path | None, features: str | None) -> str:
+    if cache_dir is not None and features is not None and Path(features) != cache_dir:
+        raise ValueError("give the feature cache once: --cache-dir (--features is its old name)")
+    return str(cache_dir) if cache_dir is not None else features or "runs/features"
+
+
+def _feature_mode(no_cache: bool, feature_mode: str | None) -> str:
+    if no_cache and feature_mode not in (None, "live"):
+        raise ValueError(f"--no-cache computes features live; it contradicts --feature-mode {feature_mode}")
+    return "live" if no_cache else feature_mode or "auto"
 
 
 def _list_tasks() -> None:

@@ -38,8 +38,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from emollm.answers import parse_emotion_list
 from emollm.config import Strict, load_config
-from emollm.evaluation.readers import parse_openset
 from emollm.io import atomic_write_text, sha256_text
 from emollm.log import get_logger
 
@@ -243,7 +243,7 @@ class Extractor:
         if self._backend is None:
             log.info("building extractor backend %s", self.id)
             if c.preset == "greedy":
-                from emollm.evaluation.judge import JUDGE_BACKENDS, JudgeConfig
+                from emollm.evaluation.judge.backends import JUDGE_BACKENDS, JudgeConfig
 
                 jc = JudgeConfig(
                     backend=c.backend,
@@ -281,7 +281,7 @@ class Extractor:
         """The answer's open-vocabulary list (AffectGPT ``string_to_list``; lower-cased, no duplicates)."""
         reply = self.ask(sample_id, "reason_to_openset", (text or "").strip())
         words: list[str] = []
-        for w in parse_openset(reply, "affectgpt"):
+        for w in parse_emotion_list(reply, "affectgpt"):
             w = w.lower()
             if w not in words:
                 words.append(w)
@@ -373,10 +373,10 @@ def answer_words(
     recs: list[dict[str, Any]], ids: list[str], lexicon: Any, extractor: str | None, out: Path
 ) -> tuple[list[list[str]], dict[str, Any]]:
     """Open-vocabulary words of each answer and a description of who read them (for the report)."""
-    from emollm.evaluation.answers import read_openset
+    from emollm.answers import read_openset
 
     if extractor is None:
-        return [read_openset(r.get("text"), lexicon) for r in recs], dict(DETERMINISTIC)
+        return [read_openset(r.get("text"), "clean", lexicon) for r in recs], dict(DETERMINISTIC)
     with Extractor(load_extractor_config(extractor, out / "extract_cache")) as ex:
         words = [ex.openset(sid, r.get("text")) for sid, r in zip(ids, recs, strict=True)]
         return words, ex.describe()
@@ -386,10 +386,10 @@ def answer_sentiments(
     recs: list[dict[str, Any]], ids: list[str], lexicon: Any, extractor: str | None, out: Path
 ) -> tuple[list[list[str]], list[str | None], dict[str, Any]]:
     """Words and positive / negative / neutral per answer (polarity table, or the LLM's two steps)."""
-    from emollm.evaluation.answers import read_openset, sentiment_of_words
+    from emollm.answers import read_openset, sentiment_of_words
 
     if extractor is None:
-        words = [read_openset(r.get("text"), lexicon) for r in recs]
+        words = [read_openset(r.get("text"), "clean", lexicon) for r in recs]
         info = {**DETERMINISTIC, "sentiment": "polarity table"}
         return words, [sentiment_of_words(w) for w in words], info
     with Extractor(load_extractor_config(extractor, out / "extract_cache")) as ex:

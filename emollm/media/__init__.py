@@ -2,8 +2,9 @@
 
 Modules (one concept each):
 
-- ``video``: PyAV metadata (``video_info``), frame selection and decoding (``read_frames``), writing
-  (``write_video``, ``VideoWriter``).
+- ``video``: PyAV metadata (``video_info``) and decoding of the selected frames (``read_frames``).
+- ``frames``: frame-selection rules as index arithmetic (``select_indices``, ``segment_indices``).
+- ``video_write``: writing clips (``write_video``, ``VideoWriter``) for MER-NOISE, SynthMER and tests.
 - ``audio``: ``load_audio`` -> mono float32 at 16 kHz via libswresample; ``NoAudioError``.
 - ``image``: ``load_image`` -> RGB uint8.
 - ``face``: Haar-cascade face detection and square crops (``crop_faces``) with neighbour/centre fallback.
@@ -19,19 +20,11 @@ Modules (one concept each):
 from emollm.media.audio import NoAudioError, load_audio, resample
 from emollm.media.bundle import MediaBundle
 from emollm.media.face import FaceCrops, FaceDetector, crop_faces, haar_cascade_path
+from emollm.media.frames import select_indices
 from emollm.media.image import load_image
 from emollm.media.noise import NoiseDraw, NoiseSpec, blur_frames, corrupt_audio, corrupt_video_file, mix_at_snr
-from emollm.media.video import (
-    Clip,
-    MediaError,
-    VideoInfo,
-    VideoWriter,
-    estimate_peak_index,
-    read_frames,
-    select_indices,
-    video_info,
-    write_video,
-)
+from emollm.media.video import Clip, MediaError, VideoInfo, estimate_peak_index, read_frames, video_info
+from emollm.media.video_write import VideoWriter, write_video
 
 __all__ = [
     "Clip",

@@ -233,7 +233,8 @@ def corrupt_video_file(
     the audio track (if any) is loaded at ``sample_rate`` mono, mixed with babble and muxed as AAC.
     ``key`` defaults to the file stem."""
     from emollm.media.audio import NoAudioError, load_audio
-    from emollm.media.video import VideoWriter, iter_frames, video_info
+    from emollm.media.video import iter_frames, video_info
+    from emollm.media.video_write import VideoWriter
 
     draw = spec.draw(key or Path(src).stem)
     info = video_info(src, count=False)

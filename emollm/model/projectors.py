@@ -19,9 +19,13 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from emollm.config import PROJECTOR_NAMES
 from emollm.registry import Registry
 
-PROJECTORS: Registry[Callable[[int, int], nn.Module]] = Registry("projector")
+# a registered projector is also a valid ``projector.name`` in configs (validated without torch)
+PROJECTORS: Registry[Callable[[int, int], nn.Module]] = Registry(
+    "projector", on_add=lambda name, _: PROJECTOR_NAMES.add(name)
+)
 
 
 @PROJECTORS.register("linear")

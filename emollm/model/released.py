@@ -22,13 +22,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
 from emollm.log import get_logger
 from emollm.model.checkpoint import load_trainable_state_dict
 from emollm.model.lora import lora_state_dict
+
+if TYPE_CHECKING:
+    from emollm.model.system import EmoSystem
 
 log = get_logger(__name__)
 
@@ -85,7 +88,7 @@ def convert_released(state: dict[str, torch.Tensor], lora_names: set[str]) -> tu
     return out, skipped
 
 
-def load_released_checkpoint(system: Any, path: str | Path, trust_pickle: bool = False) -> list[str]:
+def load_released_checkpoint(system: EmoSystem, path: str | Path, trust_pickle: bool = False) -> list[str]:
     """Load a released Emotion-LLaMA checkpoint into ``system`` (built from the emotion-llama layout)."""
     need = set(PROJECTOR_MAP.values())
     have = set(system.model.projectors)

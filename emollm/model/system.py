@@ -12,7 +12,6 @@ the placeholder layout, the processor and the encoders.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -87,25 +86,3 @@ def build_system(
     if device is not None:
         model.projectors.to(device)
     return EmoSystem(cfg, model, processor, encoders, label_space(cfg.label_space), source)
-
-
-def load_system(
-    spec: str | Path,
-    device: torch.device | str | None = None,
-    overrides: list[str] | tuple[str, ...] = (),
-    gradient_checkpointing: bool = False,
-) -> EmoSystem:
-    """A checkpoint folder (or exported folder) if ``spec`` is a path, else a preset name."""
-    from emollm.model.checkpoint import is_checkpoint, load_checkpoint
-    from emollm.model.presets import PRESETS, model_config
-
-    p = Path(spec)
-    if is_checkpoint(p):
-        return load_checkpoint(p, device=device, overrides=overrides, gradient_checkpointing=gradient_checkpointing)
-    if str(spec) in PRESETS:
-        return build_system(
-            model_config(str(spec), overrides=overrides), device, gradient_checkpointing, source=str(spec)
-        )
-    if p.exists():
-        raise FileNotFoundError(f"{p} is not an emollm checkpoint (no trainable.safetensors + model.yaml)")
-    raise KeyError(f"{spec!r} is neither a checkpoint folder nor a preset; presets: {', '.join(PRESETS.names())}")

@@ -36,12 +36,14 @@ def world() -> tuple[int, int, int]:
 
 
 def resolve_device(cfg: RunConfig) -> torch.device:
+    """The run's device: the local rank's GPU under torchrun (``emollm.device.choose_device``)."""
+    from emollm.device import choose_device
+
     _, local, _ = world()
-    if cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise RuntimeError("device: cuda requested but no CUDA device is visible")
-    return torch.device("cuda", local)
+    try:
+        return choose_device(cfg.device, index=local, what="device:")
+    except ValueError as e:
+        raise RuntimeError(str(e)) from None
 
 
 def resolve_strategy(cfg: RunConfig) -> str:

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from emollm.data.conversation import Conversation, Media, Message
 from emollm.inference.scoring import candidate_token_ids
 from emollm.model.checkpoint import export_merged, load_checkpoint, save_checkpoint
-from emollm.model.system import load_system
+from emollm.model.resolve import load_system
 from emollm.testing import random_features
 
 

@@ -157,7 +157,7 @@ def test_export_writes_a_standalone_hf_folder(fresh_tiny_fast, tmp_path: Path, m
     from transformers import AutoModelForCausalLM
 
     from emollm.model.checkpoint import save_checkpoint
-    from emollm.model.system import load_system
+    from emollm.model.resolve import load_system
 
     s = fresh_tiny_fast
     gen = torch.Generator().manual_seed(0)

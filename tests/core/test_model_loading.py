@@ -16,7 +16,8 @@ from peft.tuners.lora import LoraLayer
 from emollm.config import ConfigError, LLMConfig, LoRAConfig, ProjectorConfig
 from emollm.model.presets import model_config
 from emollm.model.projectors import PROJECTORS, Projector, build_projector
-from emollm.model.system import build_system, load_system
+from emollm.model.resolve import load_system
+from emollm.model.system import build_system
 
 
 def lora_layers(llm: torch.nn.Module) -> dict[str, LoraLayer]:
@@ -86,9 +87,15 @@ def test_unknown_projector_lists_the_choices() -> None:
 def test_unknown_preset_is_a_clear_error(tmp_path: Path) -> None:
     from emollm.model.resolve import model_config_for
 
-    with pytest.raises(KeyError, match=r"model 'tiny-fastt' is neither a preset \(.*mini.*\), a checkpoint folder"):
+    with pytest.raises(
+        KeyError,
+        match=r"model 'tiny-fastt' is neither a checkpoint folder, a preset nor a run recipe \(did you mean 'tiny-fast'\?\); presets: .*mini",
+    ):
         model_config_for("tiny-fastt")
-    with pytest.raises(KeyError, match=r"'minii' is neither a checkpoint folder nor a preset; presets: .*mini"):
+    with pytest.raises(
+        KeyError,
+        match=r"'minii' is neither a checkpoint folder nor a preset \(did you mean 'mini'\?\); presets: .*mini",
+    ):
         load_system("minii")
     with pytest.raises(KeyError, match=r"unknown preset 'minii' \(did you mean 'mini'\?\)"):
         model_config("minii")

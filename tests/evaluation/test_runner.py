@@ -17,7 +17,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from emollm.evaluation.answers import read_label
+from emollm.answers import read_label
 from emollm.evaluation.commands import register
 from emollm.evaluation.runner import EvalOptions, EvalOutcome, checkpoint_info, run_eval
 from emollm.labels import label_space
@@ -40,7 +40,7 @@ tasks:
 @pytest.fixture(scope="module")
 def tiny_fast() -> Any:
     """The tiny-fast preset, loaded the way ``emollm eval -c tiny-fast`` loads it."""
-    from emollm.model.system import load_system
+    from emollm.model.resolve import load_system
 
     return load_system("tiny-fast")
 
@@ -218,7 +218,7 @@ def test_checkpoint_folder_has_its_own_identity(
     suite_run: EvalOutcome, work: Path, synthmer_small: Path, fresh_tiny_fast: Any
 ) -> None:
     from emollm.model.checkpoint import save_checkpoint
-    from emollm.model.system import load_system
+    from emollm.model.resolve import load_system
 
     ckpt = save_checkpoint(fresh_tiny_fast, work / "ckpt" / "final")
     info = checkpoint_info(str(ckpt))

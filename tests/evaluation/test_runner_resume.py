@@ -56,7 +56,7 @@ def test_killed_run_resumes_without_recomputing(tmp_path: Path, synthmer_small: 
     assert not (out / "results.json").exists()
 
     # rerun (in this process, with the same options as the command line): only the rest is computed
-    from emollm.model.system import load_system
+    from emollm.model.resolve import load_system
 
     system = load_system("tiny-fast")
 

@@ -17,7 +17,7 @@ import pytest
 
 from emollm.media.face import package_data_file
 from emollm.media.image import load_image
-from emollm.media.video import write_video
+from emollm.media.video_write import write_video
 
 
 def tone_wave(freq: float, sr: int, seconds: float, amp: float = 0.3) -> np.ndarray:

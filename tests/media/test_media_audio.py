@@ -9,7 +9,8 @@ import pytest
 import soundfile as sf
 
 from emollm.media.audio import NoAudioError, has_audio, load_audio, resample
-from emollm.media.video import MediaError, write_video
+from emollm.media.video import MediaError
+from emollm.media.video_write import write_video
 
 
 def dominant_hz(x: np.ndarray, sr: int) -> float:

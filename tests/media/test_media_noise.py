@@ -17,7 +17,8 @@ from emollm.media.noise import (
     mix_at_snr,
     synth_babble,
 )
-from emollm.media.video import read_frames, video_info, write_video
+from emollm.media.video import read_frames, video_info
+from emollm.media.video_write import write_video
 
 
 def snr_db(clean: np.ndarray, mixed: np.ndarray) -> float:

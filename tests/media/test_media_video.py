@@ -8,16 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emollm.media.video import (
-    MediaError,
-    default_video_codec,
-    estimate_peak_index,
-    read_frames,
-    segment_indices,
-    select_indices,
-    video_info,
-    write_video,
-)
+from emollm.media.frames import segment_indices, select_indices
+from emollm.media.video import MediaError, estimate_peak_index, read_frames, video_info
+from emollm.media.video_write import default_video_codec, write_video
 
 
 def index_frames(n: int, h: int = 48, w: int = 64) -> np.ndarray:

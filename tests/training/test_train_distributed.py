@@ -82,7 +82,7 @@ def test_deepspeed_zero_trains_and_saves_a_loadable_checkpoint(tmp_path, synthme
     info = json.loads((tmp_path / zero / "run.json").read_text())
     assert info["strategy"] == "deepspeed" and info["world_size"] == 2
     assert (tmp_path / zero / "stage1_coarse/step_000002/deepspeed").is_dir()
-    from emollm.model.system import load_system
+    from emollm.model.resolve import load_system
 
     s = load_system(tmp_path / zero / "final")  # single process
     w = s.model.projectors["audio"].net.weight

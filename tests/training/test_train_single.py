@@ -126,7 +126,7 @@ def test_qlora_4bit_step_runs_on_cpu(tmp_path, synthmer_small) -> None:
     res = train(cfg, progress_bar=False)
     import bitsandbytes as bnb
 
-    from emollm.model.system import load_system
+    from emollm.model.resolve import load_system
 
     s = load_system(res.final)
     assert any(isinstance(m, bnb.nn.Linear4bit) for m in s.model.llm.modules())

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from emollm.evaluation.metrics import Scored, align_names, register_metric
 from emollm.evaluation.metrics.classification import ClassificationOptions, read_gold_label, read_pred_label
+from emollm.evaluation.metrics.registry import Scored, align_names, register_metric
 from emollm.evaluation.readers import _read_rows, read_label_csv
 from emollm.labels import label_space
 

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
-from emollm.evaluation.metrics import Scored, ScoreOptions, align_names, register_metric
+from emollm.evaluation.metrics.registry import Scored, ScoreOptions, align_names, register_metric
 from emollm.evaluation.readers import _read_rows, read_label_csv
 
 _DICT = re.compile(r"\{[^{}]*\}", re.DOTALL)

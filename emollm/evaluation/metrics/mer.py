@@ -27,12 +27,12 @@ from typing import Any, Literal
 import numpy as np
 from sklearn.metrics import mean_squared_error
 
-from emollm.evaluation.metrics import Scored, ScoreOptions, register_metric
 from emollm.evaluation.metrics.classification import (
     classification_metrics,
     make_resampler,
     read_label_pairs,
 )
+from emollm.evaluation.metrics.registry import Scored, ScoreOptions, register_metric
 from emollm.evaluation.readers import LabelFile, read_label_csv
 from emollm.labels import label_space
 

@@ -30,11 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from emollm.evaluation.metrics import Scored, ScoreOptions, align_names, register_metric
+from emollm.answers import parse_emotion_list
 from emollm.evaluation.metrics.classification import make_resampler, read_label_pairs
 from emollm.evaluation.metrics.mer import MER_LABELS, mer2023_metrics
+from emollm.evaluation.metrics.registry import Scored, ScoreOptions, align_names, register_metric
 from emollm.evaluation.metrics.wheel import WheelVersion, ew_set_scores, load_wheel, summarize_ew
-from emollm.evaluation.readers import OpensetFile, parse_openset, read_label_csv, read_openset_csv
+from emollm.evaluation.readers import OpensetFile, read_label_csv, read_openset_csv
 from emollm.io import atomic_path, atomic_write_text
 from emollm.labels import label_space
 
@@ -120,7 +121,7 @@ def read_openset_npz(path: str | Path, style: str = "affectgpt") -> OpensetFile:
     out = OpensetFile(p, style=style)  # type: ignore[arg-type]
     for i, (n, cell) in enumerate(zip(names, items, strict=True)):
         name = out._add_name(n, i + 1)
-        out.items[name] = parse_openset(cell, style)  # type: ignore[arg-type]
+        out.items[name] = parse_emotion_list(cell, style)  # type: ignore[arg-type]
         out.raw[name] = cell
     return out
 

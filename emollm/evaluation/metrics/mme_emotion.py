@@ -50,7 +50,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from emollm.evaluation.metrics import Scored, ScoreOptions, align_names, register_metric
+from emollm.evaluation.metrics.registry import Scored, ScoreOptions, align_names, register_metric
 from emollm.evaluation.readers import _read_rows, read_openset_csv
 from emollm.log import get_logger
 

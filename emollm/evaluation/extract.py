@@ -105,7 +105,7 @@ def postprocess_qwen(reply: str) -> str:
 
 
 def _client_base(cfg: ExtractorConfig) -> str:
-    from emollm.evaluation.judge import ENV_BASE_URL
+    from emollm.evaluation.judge.backends import ENV_BASE_URL
 
     base = (cfg.base_url or os.environ.get(ENV_BASE_URL, "")).strip().rstrip("/")
     if not base:
@@ -115,7 +115,7 @@ def _client_base(cfg: ExtractorConfig) -> str:
 
 def _with_base_url(cfg: ExtractorConfig, build: Any) -> Any:
     """Build a judge backend, pointing the openai one at ``cfg.base_url`` when set (env restored after)."""
-    from emollm.evaluation.judge import ENV_BASE_URL
+    from emollm.evaluation.judge.backends import ENV_BASE_URL
 
     if cfg.backend != "openai" or not cfg.base_url:
         return build()
@@ -136,7 +136,7 @@ class _SamplingOpenAI:
     def __init__(self, cfg: ExtractorConfig) -> None:
         from openai import OpenAI
 
-        from emollm.evaluation.judge import ENV_API_KEY
+        from emollm.evaluation.judge.backends import ENV_API_KEY
 
         self.cfg = cfg
         self.base = _client_base(cfg)
@@ -173,7 +173,7 @@ class _SamplingLocal:
     """The published sampling with a local causal LM (loaded as the local judge loads it)."""
 
     def __init__(self, cfg: ExtractorConfig) -> None:
-        from emollm.evaluation.judge import JudgeConfig, LocalBackend
+        from emollm.evaluation.judge.backends import JudgeConfig, LocalBackend
 
         jc = JudgeConfig(backend="local", model=cfg.model, dtype=cfg.dtype, device=cfg.device)
         self.cfg = cfg
@@ -207,7 +207,8 @@ class Extractor:
     """Answers -> open-vocabulary lists -> sentiments through an LLM, cached; the backend is built lazily."""
 
     def __init__(self, cfg: ExtractorConfig) -> None:
-        from emollm.evaluation.judge import JudgePrompt, ReplyCache
+        from emollm.evaluation.judge.cache import ReplyCache
+        from emollm.evaluation.judge.judge import JudgePrompt
         from emollm.paths import resolve_resource
 
         self.cfg = cfg
@@ -225,7 +226,7 @@ class Extractor:
     def _identity(self) -> str:
         c = self.cfg
         if c.backend == "local":
-            from emollm.evaluation.judge import JudgeConfig, LocalBackend
+            from emollm.evaluation.judge.backends import JudgeConfig, LocalBackend
 
             model = LocalBackend.identity_for(JudgeConfig(backend="local", model=c.model, dtype=c.dtype)).split("|")[0]
         else:

@@ -35,7 +35,7 @@ indices into ``0..n_items-1``), which ``bootstrap`` uses for confidence interval
 and modes are documented in docs/METRICS.md.
 """
 
-from emollm.evaluation.metrics import (  # noqa: F401  (register)  # noqa: F401  (register)
+from emollm.evaluation.metrics import (  # noqa: F401  (each module registers its metric names)
     classification,
     dfer,
     emobench,

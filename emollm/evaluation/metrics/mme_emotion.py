@@ -125,7 +125,7 @@ def _read_clues(path: Path, task: str) -> dict[str, str]:
 
 
 def _prompt(name: str) -> Any:
-    from emollm.evaluation.judge import JudgePrompt
+    from emollm.evaluation.judge.judge import JudgePrompt
     from emollm.paths import resolve_resource
 
     root = resolve_resource(PROMPTS_DIR, kind="judge prompt folder")
@@ -156,7 +156,7 @@ def _ask_with_frames(judge: Any, cfg: Any, sample_id: str, system: str, text: st
 
     import openai
 
-    from emollm.evaluation.judge import ENV_API_KEY, ENV_BASE_URL, JudgeError
+    from emollm.evaluation.judge.backends import ENV_API_KEY, ENV_BASE_URL, JudgeError
     from emollm.io import sha256_text
 
     key = sha256_text(system + "\0" + text + "\0" + ",".join(sha256_text(f.hex()) for f in frames))
@@ -230,7 +230,8 @@ def score_mme_emotion(gold_path: Path, pred_path: Path, opts: MMEEmotionOptions)
         )
         return Scored(values, len(names), lambda idx: float(rec[idx].mean()))
     from emollm.config import load_config
-    from emollm.evaluation.judge import Judge, JudgeConfig
+    from emollm.evaluation.judge.backends import JudgeConfig
+    from emollm.evaluation.judge.judge import Judge
 
     if opts.clues is None:
         raise ValueError("mme_emotion with a judge needs clues (the MME-Emotion dataset folder or a clue JSON)")

@@ -186,10 +186,12 @@ def rollout(
     top_p: float = 1.0,
     shared_prefix: bool = True,
     autocast: Any = None,
+    min_new_tokens: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample ``group_size`` completions per prompt: token ids ``[P*G, T]`` (pad after the stop token)
     and their mask ``[P*G, T]`` (1 up to and including the stop token). Row ``p*G + g`` is completion g
-    of prompt p. ``shared_prefix``: one prefill per prompt, KV expanded G times; else P*G prefills."""
+    of prompt p. ``shared_prefix``: one prefill per prompt, KV expanded G times; else P*G prefills.
+    ``min_new_tokens``: stop tokens are banned before this many tokens (throughput benchmarks)."""
     dev = model.device
     G = group_size
     ids = prompts.input_ids.to(dev)
@@ -231,6 +233,8 @@ def rollout(
             logits = logits.float()
             if banned:
                 logits[:, banned] = float("-inf")
+            if t < min_new_tokens:
+                logits[:, stops] = float("-inf")
             tok = _sample_tokens(logits, gens, temperature, top_p)
             tok = torch.where(done, torch.full_like(tok, model.pad_id), tok)
             toks.append(tok)

@@ -1,0 +1,156 @@
+"""GRPO through the trainer (train/tiny_rl.yaml): the reward of a learnable toy task rises, a resumed run
+is bit-exact, 2-process DDP (gloo) equals one process with the same global batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from emollm.config import ConfigError
+from emollm.training.config import load_run_config
+from emollm.training.trainer import train
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def toy_manifest(src: Path, dst: Path) -> Path:
+    """SynthMER with the gold label said in the subtitle ("I feel sad."): emitting the gold label is
+    learnable from the prompt alone (a copy), so a short GRPO run must raise the label reward."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in ("manifest.json", "recipe.yaml"):
+        if (src / f).exists():
+            (dst / f).write_bytes((src / f).read_bytes())
+    rows = []
+    for line in (src / "samples.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        r["media"] = {k: str((src / v).resolve()) for k, v in r["media"].items()}
+        r["subtitle"] = f"I feel {r['label']}."
+        rows.append(json.dumps(r))
+    (dst / "samples.jsonl").write_text("\n".join(rows) + "\n")
+    return dst
+
+
+def _rewards(run: Path, stage: str = "grpo") -> list[float]:
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return [x[f"{stage}/rl/reward"] for x in lines if f"{stage}/rl/reward" in x]
+
+
+def test_tiny_grpo_reward_rises_and_resume_is_bit_exact(tmp_path, synthmer_small) -> None:
+    corpus = toy_manifest(synthmer_small, tmp_path / "toy")
+    common = [
+        f"data.corpus={corpus}",
+        f"data.features.cache_dir={tmp_path / 'features'}",
+        "data.val_split=null",
+        "stages.0.max_steps=6",
+        "stages.1.max_steps=18",
+        "stages.1.save_every=12",
+    ]
+    cfg = load_run_config(ROOT / "train/tiny_rl.yaml", [*common, f"output_dir={tmp_path / 'a'}"])
+    res = train(cfg, progress_bar=False)
+    run = tmp_path / "a"
+    r = _rewards(run)
+    assert len(r) == 18
+    first, last = sum(r[:6]) / 6, sum(r[-6:]) / 6
+    assert last > first + 0.1, r
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    rl = [x for x in lines if "grpo/rl/reward" in x]
+    for key in (
+        "kl",
+        "entropy",
+        "completion_length",
+        "clip_fraction",
+        "zero_variance_groups",
+        "reward/label",
+        "reward/format",
+        "reward/label/missing",
+        "rollouts_per_s",
+        "train_samples_per_s",
+    ):
+        assert f"grpo/rl/{key}" in rl[0], key
+    info = json.loads((run / "run.json").read_text())
+    assert info["results"]["grpo"]["steps"] == 18 and info["results"]["grpo"]["reward_missing"] == {
+        "label": 0,
+        "format": 0,
+    }
+    assert (run / "rl_samples.jsonl").is_file() and (run / "final/prompt_contract.yaml").is_file()
+    assert res.final == run / "final"
+
+    # resume from the step-12 checkpoint in another folder: the final weights are bit-identical
+    cfg_b = load_run_config(ROOT / "train/tiny_rl.yaml", [*common, f"output_dir={tmp_path / 'b'}"])
+    train(cfg_b, resume=str(run / "grpo/step_000012"), progress_bar=False)
+    a = load_file(str(run / "final/trainable.safetensors"))
+    b = load_file(str(tmp_path / "b/final/trainable.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert _rewards(tmp_path / "b") == r[12:]
+
+
+def test_rl_stage_errors_are_clear(tmp_path, synthmer_small) -> None:
+    base = [f"data.corpus={synthmer_small}", f"output_dir={tmp_path / 'x'}"]
+    with pytest.raises(ConfigError, match="did you mean 'label'"):
+        from emollm.training.trainer import preflight
+
+        preflight(load_run_config(ROOT / "train/tiny_rl.yaml", [*base, "stages.1.rl.rewards=[{name: lable}]"]))
+    with pytest.raises(ConfigError, match="need `kind: rl`"):
+        load_run_config(ROOT / "train/tiny_rl.yaml", [*base, "stages.0.rl={group_size: 4}"])
+    with pytest.raises(ConfigError, match="group_size"):
+        load_run_config(ROOT / "train/tiny_rl.yaml", [*base, "stages.1.rl.group_size=1"])
+
+
+@pytest.mark.slow
+def test_rl_ddp_two_ranks_match_single_process(tmp_path, synthmer_small) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def args(name: str, prompts: int) -> list[str]:
+        return [
+            str(ROOT / "train/tiny_rl.yaml"),
+            f"data.corpus={synthmer_small}",
+            f"output_dir={tmp_path / name}",
+            f"data.features.cache_dir={tmp_path / 'features'}",
+            "data.val_split=null",
+            "stages.0.max_steps=3",
+            "stages.0.micro_batch_size=4" if prompts == 4 else "stages.0.micro_batch_size=2",
+            "stages.1.max_steps=2",
+            f"stages.1.rl.prompts_per_step={prompts}",
+            "stages.1.rl.beta=0.04",
+            "stages.1.rl.loss_type=dapo",
+        ]
+
+    single = subprocess.run(
+        [sys.executable, "-m", "emollm", "train", *args("single", 4)], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    assert single.returncode == 0, single.stderr[-4000:]
+    ddp = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "emollm",
+            "train",
+            *args("ddp", 2),
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert ddp.returncode == 0, ddp.stderr[-4000:]
+    info = json.loads((tmp_path / "ddp/run.json").read_text())
+    assert info["world_size"] == 2 and info["results"]["grpo"]["ranks_in_sync"] is True
+    a = load_file(str(tmp_path / "single/final/trainable.safetensors"))
+    b = load_file(str(tmp_path / "ddp/final/trainable.safetensors"))
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=5e-5, rtol=1e-4), (k, (a[k] - b[k]).abs().max())
+    assert _rewards(tmp_path / "single") == pytest.approx(_rewards(tmp_path / "ddp"), abs=1e-6)

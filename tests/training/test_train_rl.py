@@ -20,26 +20,33 @@ from emollm.training.trainer import train
 ROOT = Path(__file__).resolve().parents[2]
 
 
+LABELS = ["neutral", "angry", "happy", "sad", "worried", "surprise"]
+
+
 def toy_manifest(src: Path, dst: Path) -> Path:
-    """SynthMER with the gold label said in the subtitle ("I feel sad."): emitting the gold label is
-    learnable from the prompt alone (a copy), so a short GRPO run must raise the label reward."""
+    """SynthMER where every gold label is ``happy`` and the ``coarse`` field holds a label drawn
+    uniformly (``toy_sft.yaml`` teaches the [emotion] prompt to answer with it). After that SFT stage the
+    policy answers with any of the 6 labels about equally often, so GRPO groups have reward variance and
+    emitting the gold label is learnable: the label reward must rise from about 1/6."""
     dst.mkdir(parents=True, exist_ok=True)
     for f in ("manifest.json", "recipe.yaml"):
         if (src / f).exists():
             (dst / f).write_bytes((src / f).read_bytes())
     rows = []
-    for line in (src / "samples.jsonl").read_text().splitlines():
+    for i, line in enumerate((src / "samples.jsonl").read_text().splitlines()):
         r = json.loads(line)
         r["media"] = {k: str((src / v).resolve()) for k, v in r["media"].items()}
-        r["subtitle"] = f"I feel {r['label']}."
+        r["label"] = "happy"
+        r["coarse"] = LABELS[i % len(LABELS)]
         rows.append(json.dumps(r))
     (dst / "samples.jsonl").write_text("\n".join(rows) + "\n")
+    (dst / "toy_sft.yaml").write_text("name: toy_sft\ntasks:\n  emotion: {pool: emotion, target: coarse}\n")
     return dst
 
 
-def _rewards(run: Path, stage: str = "grpo") -> list[float]:
+def _rewards(run: Path, key: str = "reward", stage: str = "grpo") -> list[float]:
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    return [x[f"{stage}/rl/reward"] for x in lines if f"{stage}/rl/reward" in x]
+    return [x[f"{stage}/rl/{key}"] for x in lines if f"{stage}/rl/{key}" in x]
 
 
 def test_tiny_grpo_reward_rises_and_resume_is_bit_exact(tmp_path, synthmer_small) -> None:
@@ -48,17 +55,18 @@ def test_tiny_grpo_reward_rises_and_resume_is_bit_exact(tmp_path, synthmer_small
         f"data.corpus={corpus}",
         f"data.features.cache_dir={tmp_path / 'features'}",
         "data.val_split=null",
-        "stages.0.max_steps=6",
-        "stages.1.max_steps=18",
-        "stages.1.save_every=12",
+        f"stages.0.mixture={corpus / 'toy_sft.yaml'}",
+        "stages.1.max_steps=20",
+        "stages.1.save_every=14",
     ]
     cfg = load_run_config(ROOT / "train/tiny_rl.yaml", [*common, f"output_dir={tmp_path / 'a'}"])
     res = train(cfg, progress_bar=False)
     run = tmp_path / "a"
     r = _rewards(run)
-    assert len(r) == 18
-    first, last = sum(r[:6]) / 6, sum(r[-6:]) / 6
-    assert last > first + 0.1, r
+    lab = _rewards(run, "reward/label")
+    assert len(r) == len(lab) == 20
+    first, last = sum(lab[:5]) / 5, sum(lab[-5:]) / 5
+    assert last > first + 0.15, lab
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     rl = [x for x in lines if "grpo/rl/reward" in x]
     for key in (
@@ -75,22 +83,59 @@ def test_tiny_grpo_reward_rises_and_resume_is_bit_exact(tmp_path, synthmer_small
     ):
         assert f"grpo/rl/{key}" in rl[0], key
     info = json.loads((run / "run.json").read_text())
-    assert info["results"]["grpo"]["steps"] == 18 and info["results"]["grpo"]["reward_missing"] == {
+    assert info["results"]["grpo"]["steps"] == 20 and info["results"]["grpo"]["reward_missing"] == {
         "label": 0,
         "format": 0,
     }
     assert (run / "rl_samples.jsonl").is_file() and (run / "final/prompt_contract.yaml").is_file()
     assert res.final == run / "final"
 
-    # resume from the step-12 checkpoint in another folder: the final weights are bit-identical
+    # resume from the step-14 checkpoint in another folder: the final weights are bit-identical
     cfg_b = load_run_config(ROOT / "train/tiny_rl.yaml", [*common, f"output_dir={tmp_path / 'b'}"])
-    train(cfg_b, resume=str(run / "grpo/step_000012"), progress_bar=False)
+    train(cfg_b, resume=str(run / "grpo/step_000014"), progress_bar=False)
     a = load_file(str(run / "final/trainable.safetensors"))
     b = load_file(str(tmp_path / "b/final/trainable.safetensors"))
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    assert _rewards(tmp_path / "b") == r[12:]
+    assert _rewards(tmp_path / "b") == r[14:]
+
+
+def test_rl_options_stage_start_reference_iterations_dynamic_sampling(tmp_path, synthmer_small) -> None:
+    cfg = load_run_config(
+        ROOT / "train/tiny_rl.yaml",
+        [
+            f"data.corpus={synthmer_small}",
+            f"output_dir={tmp_path / 'o'}",
+            f"data.features.cache_dir={tmp_path / 'features'}",
+            "data.val_split=null",
+            "stages.0.max_steps=1",
+            "stages.1.max_steps=2",
+            "stages.1.rl.group_size=4",
+            "stages.1.rl.prompts_per_step=2",
+            "stages.1.rl.max_new_tokens=4",
+            "stages.1.rl.beta=0.1",
+            "stages.1.rl.reference=stage_start",
+            "stages.1.rl.num_iterations=2",
+            "stages.1.rl.loss_type=dr_grpo",
+            "stages.1.rl.epsilon_high=0.28",
+            "stages.1.rl.dynamic_sampling=true",
+            "stages.1.rl.top_p=0.9",
+        ],
+    )
+    train(cfg, progress_bar=False)
+    run = tmp_path / "o"
+    assert (run / "grpo/reference.safetensors").is_file()
+    ref = load_file(str(run / "grpo/reference.safetensors"))
+    sft = load_file(str(run / "sft/final/trainable.safetensors"))
+    # the reference is the SFT policy: its LoRA tensors are stage 1's final ones
+    lora = {k.removeprefix("lora."): v for k, v in sft.items() if k.startswith("lora.")}
+    hits = [n for n in ref if any(n.endswith(k.removeprefix("base_model.model.")) for k in lora)]
+    assert ref and hits
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    rl = [x for x in lines if "grpo/rl/kl" in x]
+    assert len(rl) == 2 and all(x["grpo/rl/kl"] >= 0 for x in rl)
+    assert all(0.0 <= x["grpo/rl/zero_variance_groups"] <= 1.0 for x in rl)
 
 
 def test_rl_stage_errors_are_clear(tmp_path, synthmer_small) -> None:

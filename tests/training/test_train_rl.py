@@ -128,10 +128,17 @@ def test_rl_options_stage_start_reference_iterations_dynamic_sampling(tmp_path, 
     assert (run / "grpo/reference.safetensors").is_file()
     ref = load_file(str(run / "grpo/reference.safetensors"))
     sft = load_file(str(run / "sft/final/trainable.safetensors"))
-    # the reference is the SFT policy: its LoRA tensors are stage 1's final ones
+    # the reference is the SFT policy: its tensors are stage 1's final ones
     lora = {k.removeprefix("lora."): v for k, v in sft.items() if k.startswith("lora.")}
-    hits = [n for n in ref if any(n.endswith(k.removeprefix("base_model.model.")) for k in lora)]
-    assert ref and hits
+    n_lora = 0
+    for n, v in ref.items():
+        if n.startswith("projectors."):
+            assert torch.equal(v, sft[n]), n
+        else:
+            key = n.removeprefix("llm.").replace(".default", "")
+            assert torch.equal(v, lora[key]), n
+            n_lora += 1
+    assert n_lora > 0
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     rl = [x for x in lines if "grpo/rl/kl" in x]
     assert len(rl) == 2 and all(x["grpo/rl/kl"] >= 0 for x in rl)

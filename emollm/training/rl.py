@@ -336,11 +336,11 @@ def _all_sum(values: list[float], device: torch.device) -> list[float]:
 
 
 @contextmanager
-def reference_policy(system: Any, rl: RLConfig, snapshot: dict[str, torch.Tensor] | None) -> Iterator[None]:
-    """Make ``system.model`` the reference policy for the duration of the block (no grad inside)."""
+def reference_policy(model: Any, rl: RLConfig, snapshot: dict[str, torch.Tensor] | None) -> Iterator[None]:
+    """Make ``model`` (the bare EmoLLM) the reference policy for the duration of the block."""
     if rl.reference == "stage_start":
         assert snapshot is not None
-        params = dict(system.model.named_parameters())
+        params = dict(model.named_parameters())
         saved = {n: params[n].detach().clone() for n in snapshot}
         with torch.no_grad():
             for n, v in snapshot.items():
@@ -352,7 +352,7 @@ def reference_policy(system: Any, rl: RLConfig, snapshot: dict[str, torch.Tensor
                 for n, v in saved.items():
                     params[n].copy_(v)
         return
-    llm = system.model.llm
+    llm = model.llm
     if not hasattr(llm, "disable_adapter"):
         raise ConfigError(
             "rl.reference: lora_disabled needs LoRA adapters (model.lora); use reference: stage_start or beta: 0"
@@ -419,7 +419,9 @@ def run_rl_stage(tr: Trainer, si: int, stage: StageConfig) -> dict[str, Any]:
         else:
             if resuming:
                 raise TrainingError(f"cannot resume stage {stage.name!r}: {src} (the reference policy) is missing")
-            snapshot = {n: p.detach().cpu().clone() for n, p in tr.system.model.named_parameters() if p.requires_grad}
+            snapshot = {
+                n: p.detach().cpu().clone() for n, p in _unwrap(tr.system.model).named_parameters() if p.requires_grad
+            }
             if tr.main:
                 stage_dir.mkdir(parents=True, exist_ok=True)
                 tmp = ref_file.with_name(".reference.partial")
@@ -484,7 +486,7 @@ def run_rl_stage(tr: Trainer, si: int, stage: StageConfig) -> dict[str, Any]:
             with torch.no_grad(), engine.acc.autocast():
                 for c, rows in enumerate(chunks):
                     if rl.beta > 0:
-                        with reference_policy(tr.system, rl, snapshot):
+                        with reference_policy(model, rl, snapshot):
                             ref_lp[c] = completion_logps(model, model, prompts, rows, comp, cmask, G, rl.temperature)[0]
                     if rl.num_iterations > 1:
                         old_lp[c] = completion_logps(model, model, prompts, rows, comp, cmask, G, rl.temperature)[0]

@@ -201,8 +201,14 @@ def test_rl_ddp_two_ranks_match_single_process(tmp_path, synthmer_small) -> None
     assert ddp.returncode == 0, ddp.stderr[-4000:]
     info = json.loads((tmp_path / "ddp/run.json").read_text())
     assert info["world_size"] == 2 and info["results"]["grpo"]["ranks_in_sync"] is True
+    # same completions (rewards), same loss and KL, and the same all-reduced gradient (its norm is
+    # scale-sensitive, unlike Adam's update): the global token/row counts make the split irrelevant
+    for key in ("reward", "loss", "kl", "grad_norm", "completion_length"):
+        one, two = _rewards(tmp_path / "single", key), _rewards(tmp_path / "ddp", key)
+        assert len(one) == 2 and one[0] == pytest.approx(two[0], rel=1e-5, abs=1e-7), key
+        assert one[1] == pytest.approx(two[1], rel=1e-3, abs=1e-6), key  # after one Adam step (see below)
     a = load_file(str(tmp_path / "single/final/trainable.safetensors"))
     b = load_file(str(tmp_path / "ddp/final/trainable.safetensors"))
+    # Adam at lr 1e-2 turns float-noise gradient components into updates of up to ~lr: loose bound
     for k in a:
-        assert torch.allclose(a[k], b[k], atol=5e-5, rtol=1e-4), (k, (a[k] - b[k]).abs().max())
-    assert _rewards(tmp_path / "single") == pytest.approx(_rewards(tmp_path / "ddp"), abs=1e-6)
+        assert torch.allclose(a[k], b[k], atol=2e-3), (k, (a[k] - b[k]).abs().max())

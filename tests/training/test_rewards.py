@@ -184,3 +184,20 @@ def test_stack_weights_missing_and_bad_specs() -> None:
         check_reward_specs([{"name": "label", "options": {"mach": "exact"}}], "stages[1].rl.rewards")
     with pytest.raises(ConfigError, match="emotion-wheel resources not found"):
         RewardStack.build([{"name": "wheel_f1", "options": {"wheel": "/nonexistent"}}], SPACE)
+
+
+def test_think_answer_tasks_in_the_contract() -> None:
+    from emollm.data.contract import PromptContract, split_think_answer
+    from emollm.data.instructions import load_mixture
+
+    c = PromptContract.from_mixture(load_mixture("data_recipes/mixtures/rl_emotion_think.yaml"), SPACE)
+    t = c.task("emotion_think")
+    assert t.answer_format == "think_answer" and t.target == "label"
+    assert "<answer>" in c.instruction("emotion_think") and "neutral, angry" in c.instruction("emotion_think")
+    s = _s(label="sad", fine="Her voice trembles and she looks down. ")
+    assert c.target(s, "emotion_think") == "<think>Her voice trembles and she looks down.</think><answer>sad</answer>"
+    assert split_think_answer(c.target(s, "emotion_think")) == ("Her voice trembles and she looks down.", "sad")
+    bare = _s(label="sad")  # no reasoning: SFT cannot teach the format from it, RL can still ask it
+    assert c.target(bare, "emotion_think") is None and c.gold(bare, "emotion_think") == "sad"
+    assert c.available_tasks(bare) == [] and c.available_tasks(bare, gold_only=True) == ["emotion_think"]
+    assert split_think_answer("<think>a</think><answer>b</answer> extra") is None

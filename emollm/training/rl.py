@@ -553,6 +553,7 @@ def run_rl_stage(tr: Trainer, si: int, stage: StageConfig) -> dict[str, Any]:
                 "valid_tokens": float(tok_valid.sum()),
                 "length": float(lengths.sum()),
                 "rows": float(n_rows),
+                "rows_trained": 0.0 if skipped else float(n_rows * rl.num_iterations),
                 "groups": float(len(prompts.samples)),
                 "zero_var": float(n_zero),
                 "loss": stats["loss"],
@@ -654,7 +655,7 @@ def _log_window(
         "rl/loss": tot["loss"] / len(window),
         "rl/skipped_steps": tot["skipped"] / world,
         "rl/rollouts_per_s": tot["rows"] / max(t_roll, 1e-9),
-        "rl/train_samples_per_s": tot["rows"] / max(t_train, 1e-9),
+        "rl/train_samples_per_s": tot["rows_trained"] / max(t_train, 1e-9),
         "rl/steps_per_s": len(window) / max(dt, 1e-9),
     }
     for k in keys:

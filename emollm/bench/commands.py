@@ -5,6 +5,7 @@
     emollm bench generate --preset tiny --max-new-tokens 16           # left-padded batches vs one at a time
     emollm bench extract  --preset tiny-fast --corpus runs/data/bench_synthmer   # cold vs warm feature cache
     emollm bench train    --preset emotion-llama-shapes --device cuda       # the 7B shapes, random weights
+    emollm bench rl       --preset tiny --max-new-tokens 16               # GRPO rollouts: shared prefix vs per rollout
 
 Every command prints a table, then ONE JSON line (the last line of stdout) holding every figure:
 ``fast`` and ``reference`` (samples_per_s, tokens_per_s, seconds, peak_mem_mib, tflops, mfu ...),
@@ -76,7 +77,12 @@ def _run_model_bench(
     from emollm.config import validate
 
     module = importlib.import_module(f"emollm.bench.{kind}")
-    config_cls = {"train": "TrainBenchConfig", "eval": "EvalBenchConfig", "generate": "GenerateBenchConfig"}[kind]
+    config_cls = {
+        "train": "TrainBenchConfig",
+        "eval": "EvalBenchConfig",
+        "generate": "GenerateBenchConfig",
+        "rl": "RLBenchConfig",
+    }[kind]
     dev = _setup(device, threads)
     given = {
         **own,
@@ -250,6 +256,46 @@ def register(app: typer.Typer) -> None:
         _run_model_bench(
             "generate", preset, own, device=device, threads=threads, corpus=corpus, split=split,
             text=_text(subtitle_sentences, None), shape=shape, override=override,
+            allow_slow=allow_slow, seed=seed, json_out=json_out,
+        )  # fmt: skip
+
+    @bench.command("rl")
+    def rl_cmd(
+        preset: str = preset_opt,
+        device: str = device_opt,
+        samples: int | None = samples_opt,
+        batch_size: int | None = typer.Option(None, "--batch-size", "-b", min=1, help="prompts per rollout call"),
+        group_size: int | None = typer.Option(None, "--group-size", "-g", min=2, help="completions per prompt (G)"),
+        max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", min=1),
+        ignore_eos: bool = typer.Option(
+            True, "--ignore-eos/--stop-at-eos", help="generate exactly max-new-tokens (default) or stop at EOS"
+        ),
+        micro_batch_size: int | None = typer.Option(
+            None, "--micro-batch-size", min=1, help="completions per update chunk"
+        ),
+        ref_prompts: int | None = typer.Option(None, "--ref-prompts", min=1, help="prompts the reference runs"),
+        corpus: str | None = corpus_opt,
+        split: str | None = split_opt,
+        shape: list[str] | None = shape_opt,
+        override: list[str] | None = override_opt,
+        allow_slow: bool = slow_opt,
+        seed: int | None = seed_opt,
+        threads: int | None = threads_opt,
+        json_out: Path | None = json_opt,
+    ) -> None:
+        """GRPO: shared-prefix batched rollouts + chunked update vs per-rollout generate (rollouts/s, train samples/s)."""
+        own = {
+            "samples": samples,
+            "batch_size": batch_size,
+            "group_size": group_size,
+            "max_new_tokens": max_new_tokens,
+            "ignore_eos": ignore_eos,
+            "micro_batch_size": micro_batch_size,
+            "ref_prompts": ref_prompts,
+        }
+        _run_model_bench(
+            "rl", preset, own, device=device, threads=threads, corpus=corpus, split=split,
+            text=None, shape=shape, override=override,
             allow_slow=allow_slow, seed=seed, json_out=json_out,
         )  # fmt: skip
 

@@ -138,8 +138,12 @@ def preflight(cfg: RunConfig) -> Manifest:
         raise ConfigError(
             f"data.val_split {cfg.data.val_split!r} has no samples in {mdir} (splits: {splits}); set it to null to skip validation"
         )
-    for st in cfg.stages:
+    for i, st in enumerate(cfg.stages):
         load_mixture(st.mixture)
+        if st.kind == "rl" and st.rl is not None:
+            from emollm.training.rewards import check_reward_specs
+
+            check_reward_specs(st.rl.rewards, f"stages[{i}].rl.rewards")
     if cfg.distributed.strategy == "deepspeed":
         from emollm.training.engines import load_deepspeed_config
 
@@ -544,6 +548,10 @@ class Trainer:
             log.error("could not record the failure in %s: %s", self.out / "run.json", e)
 
     def _run_stage(self, si: int, stage: StageConfig) -> dict[str, Any]:
+        if stage.kind == "rl":
+            from emollm.training.rl import run_rl_stage
+
+            return run_rl_stage(self, si, stage)
         cfg = self.cfg
         recipe, self.system.contract = self.contracts[si]
         tokens = sum(e.tokens_per_item for e in self.system.encoders.values())

@@ -62,7 +62,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -77,8 +77,8 @@ from emollm.training.config import RLConfig, StageConfig
 from emollm.training.data import EpochPlan, _seed
 from emollm.training.rewards import RewardStack
 
-if TYPE_CHECKING:
-    from emollm.training.trainer import Trainer
+# The running ``emollm.training.trainer.Trainer`` (not imported: the trainer imports this module).
+Trainer = Any
 
 log = get_logger(__name__)
 
@@ -373,7 +373,7 @@ def run_rl_stage(tr: Trainer, si: int, stage: StageConfig) -> dict[str, Any]:
     """One ``kind: rl`` stage inside ``Trainer.run`` (same engines, checkpoints, logger and resume)."""
     from emollm.io import JsonlAppender
     from emollm.training.engines import AccelerateEngine, barrier
-    from emollm.training.trainer import Progress, TrainingError, _set_rng_state, _unwrap
+    from emollm.training.state import Progress, TrainingError, _set_rng_state, _unwrap
 
     cfg = tr.cfg
     rl = stage.rl

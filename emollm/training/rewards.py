@@ -98,9 +98,9 @@ def answer_part(completion: str, answer_format: str) -> str | None:
 
 
 def _words(text: str | None) -> list[str]:
-    from emollm.evaluation.answers import read_openset
+    from emollm.answers import read_openset
 
-    return list(dict.fromkeys(w.lower() for w in read_openset(text))) if text else []
+    return list(dict.fromkeys(w.lower() for w in read_openset(text, "clean"))) if text else []
 
 
 class _Reward:
@@ -265,7 +265,7 @@ class ValenceReward(_Reward):
         return 0 if abs(v) <= self.opts.neutral_band else (1 if v > 0 else -1)
 
     def __call__(self, completion: str, sample: Sample, ctx: RewardContext) -> float | None:
-        from emollm.evaluation.answers import sentiment_of_words
+        from emollm.answers import sentiment_of_words
 
         if sample.valence is None:
             return None

@@ -136,6 +136,7 @@ def test_ctrl_c_stops_the_answer_and_keeps_the_session(tiny_ckpt, feature_cache,
     assert "[answer stopped" not in answer
     t.type(f"/save {tmp_path / 'two.json'}\r")
     t.expect("[saved 2 turns to ")
+    t.expect("you> ")  # back at the prompt (a Ctrl-C while a command still runs interrupts that command)
     saved = json.loads((tmp_path / "two.json").read_text())
     assert all(x["user"].endswith(q) for x, q in zip(saved["turns"], ("How does she feel?", "And now?"), strict=True))
     assert saved["turns"][0]["answer"] == partial and saved["system"] == "Answer in one word."

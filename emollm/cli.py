@@ -19,9 +19,14 @@ import sys
 
 import typer
 
+START_HERE = (
+    "Start here: `emollm demo` trains and evaluates the small demo model on synthetic clips (minutes on a CPU); "
+    "then `emollm chat` talks to it. `emollm doctor` checks the installation."
+)
+
 app = typer.Typer(
     name="emollm",
-    help="Multimodal emotion recognition and reasoning with LLMs.",
+    help=f"Multimodal emotion recognition and reasoning with LLMs.\n\n{START_HERE}",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -35,6 +40,7 @@ def _root() -> None:
 
 
 COMMAND_MODULES = (
+    "emollm.demo",  # listed first in `emollm --help`: where a new user starts
     "emollm.model.commands",
     "emollm.data.commands",
     "emollm.data.prompt_view",
@@ -43,7 +49,6 @@ COMMAND_MODULES = (
     "emollm.evaluation.commands",
     "emollm.inference.commands",
     "emollm.bench.commands",
-    "emollm.demo",
 )
 
 

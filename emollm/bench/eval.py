@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from emollm.answers import read_label
 from emollm.bench.common import (
     BenchReport,
     ModelDims,
@@ -110,12 +111,6 @@ class _Reference:
         return proc.decode(new[0]), int(new.shape[1]), len(enc)
 
 
-def last_word_label(text: str, labels: tuple[str, ...]) -> str | None:
-    """The reference's parser: the last space-separated word if it is exactly a label, else None (failure)."""
-    word = text.split(" ")[-1]
-    return word if word in labels else None
-
-
 def run_reference(
     wl: Workload, cfg: EvalBenchConfig, device: torch.device, dims: ModelDims, fast_labels: list[str], lc: int
 ) -> tuple[PathResult, dict[str, Any]]:
@@ -140,8 +135,9 @@ def run_reference(
     per_tok = max(0.0, (statistics.mean(per_sample) - prefill) / (mean_new - 1)) if mean_new > 1 else 0.0
     k_short = cfg.ref_answer_tokens or lc
     short_s = prefill + (k_short - 1) * per_tok
-    strict = [last_word_label(t, space.labels) for t in texts]
-    lenient = [space.normalize(t.split(" ")[-1]) for t in texts]
+    # the one answer reader: published = the reference's last-word rule; lenient = that word normalised
+    strict = [read_label(t, space, "published").label for t in texts]
+    lenient = [read_label(t.split(" ")[-1], space, "clean").label for t in texts]
     fast = fast_labels[: len(samples)]
     flops = dims.forward_flops(lens) + sum(
         dims.decode_flops([n + j for j in range(1, k)]) for n, k in zip(lens, n_new, strict=True)

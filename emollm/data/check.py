@@ -115,5 +115,36 @@ def check_manifest(
             "bad_value",
             f"manifest.json says {expected} samples, samples.jsonl has {n + report.n_excluded} rows",
         )
+    _check_against_report(root, info, n + report.n_excluded, report)
     report.manifest_written = True
     return report
+
+
+def _check_against_report(root: Path, info: dict[str, object], n_rows: int, report: ImportReport) -> None:
+    """Flag a manifest that does not belong to the ``report.json`` beside it (a failed or interrupted prepare)."""
+    rp = root / "report.json"
+    if not rp.is_file():
+        return
+    try:
+        last = ImportReport.read(rp)
+    except (ValueError, OSError) as e:
+        report.add("report.json", None, None, "stale_manifest", f"report.json cannot be read: {e}")
+        return
+    why = None
+    if not last.manifest_written:
+        why = (
+            f"report.json says the last prepare failed and wrote no manifest (n_samples {last.n_samples}, "
+            f"{len(last.problems)} problem(s)), so this samples.jsonl is left from an earlier run"
+        )
+    elif last.created and info.get("created") and last.created != info.get("created"):
+        why = f"report.json is from the prepare of {last.created}, manifest.json from {info.get('created')}"
+    elif last.n_samples != info.get("n_samples", n_rows):
+        why = f"report.json counts {last.n_samples} samples, the manifest {info.get('n_samples', n_rows)}"
+    if why:
+        report.add(
+            "report.json",
+            None,
+            "n_samples",
+            "stale_manifest",
+            f"{why}: the manifest is stale; re-run emollm prepare before training on it",
+        )

@@ -16,7 +16,9 @@ Run it::
 The output folder gets ``samples.jsonl`` + ``manifest.json`` (``emollm.data.sample.write_manifest``),
 ``report.json`` + ``report.md`` (every problem, see ``emollm.data.report``) and ``recipe.yaml`` (the
 resolved recipe). With ``strict=True`` any problem raises ``StrictImportError`` after writing the
-report, and no manifest is written. With a ``generate`` step (SynthMER) the corpus is first written
+report, and no manifest is written; a failed prepare (``strict`` with problems, or no sample at all)
+also removes the ``samples.jsonl`` / ``manifest.json`` / ``recipe.yaml`` of an earlier run from ``out``,
+so the folder never pairs an old manifest with a new report (``emollm data check`` flags such a pair). With a ``generate`` step (SynthMER) the corpus is first written
 to ``root`` (default ``<out>/raw``).
 """
 
@@ -201,6 +203,29 @@ def _probe(samples: list[Sample], ctx: ImportContext, out_dir: Path, workers: in
     return summary
 
 
+OUTPUTS = ("samples.jsonl", "manifest.json", "recipe.yaml")
+"""What a successful prepare writes besides the report; a failed one removes them (see ``_drop_stale_outputs``)."""
+
+
+def _drop_stale_outputs(out_dir: Path) -> None:
+    """Remove an earlier run's manifest from ``out_dir`` before a failed run writes its report there.
+
+    Otherwise the old ``samples.jsonl`` would sit beside a report saying ``n_samples: 0`` and training
+    would silently use stale data. Only the files ``prepare`` itself writes are removed (never media
+    or a generated ``raw/`` corpus).
+    """
+    removed = []
+    for name in OUTPUTS:
+        f = out_dir / name
+        if f.is_file():
+            f.unlink()
+            removed.append(name)
+    if removed:
+        log.warning(
+            "prepare failed: removed the earlier %s from %s (they no longer match)", ", ".join(removed), out_dir
+        )
+
+
 def prepare(
     recipe: str | os.PathLike[str],
     root: str | os.PathLike[str] | None = None,
@@ -230,7 +255,10 @@ def prepare(
 
     space = label_space(rec.label_space)
     corpus = rec.corpus or rec.name
-    report = ImportReport(corpus=corpus, importer=rec.importer, label_space=space.name, root=str(root_dir))
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    report = ImportReport(
+        corpus=corpus, importer=rec.importer, label_space=space.name, root=str(root_dir), created=created
+    )
     ctx = ImportContext(
         root_dir, out_dir, space, report, corpus=corpus, label_aliases=getattr(opts, "label_aliases", {})
     )
@@ -247,6 +275,7 @@ def prepare(
     report.counts = count_labels(samples)
 
     if not samples:
+        _drop_stale_outputs(out_dir)
         report.write(out_dir)
         first = "; ".join(f"{p.where()}: {p.message}" for p in report.problems[:5])
         raise ImporterError(
@@ -255,6 +284,7 @@ def prepare(
             + f"; see {out_dir / 'report.md'}"
         )
     if strict and report.problems:
+        _drop_stale_outputs(out_dir)
         report.write(out_dir)
         raise StrictImportError(report, out_dir)
 
@@ -265,7 +295,7 @@ def prepare(
         "recipe": rec.name,
         "recipe_file": str(source),
         "root": str(root_dir),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": created,
         "n_problems": len(report.problems),
         "n_excluded": report.n_excluded,
         "report": "report.json",

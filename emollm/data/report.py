@@ -32,6 +32,7 @@ ProblemKind = Literal[
     "missing_file",
     "unreadable_file",
     "missing_column",
+    "unknown_column",
     "malformed_row",
     "unknown_label",
     "bad_value",
@@ -39,6 +40,7 @@ ProblemKind = Literal[
     "missing_media",
     "unreadable_media",
     "duplicate_id",
+    "stale_manifest",
 ]
 Action = Literal["kept", "excluded"]
 
@@ -50,6 +52,9 @@ KIND_RULES: dict[str, str] = {
     "missing_file.",
     "missing_column": "A required column is absent (header = row 1). Without the id column the whole file is "
     "skipped (its rows excluded); without a value column the rows are kept with that field None.",
+    "unknown_column": "A column the importer does not know that is a close match of one it does (``lable`` for "
+    "``label``): almost surely a misspelt header. Its cells go to meta under the column's name; the field it was "
+    "meant for stays None.",
     "malformed_row": "A row cannot be read (wrong number of fields, empty id, wrong JSON type). Excluded.",
     "unknown_label": "A label that is not in the recipe's label space (after synonyms and label_aliases), or an "
     "empty one where a label is required. Kept with label None; the raw text is kept in meta['raw_label'].",
@@ -59,6 +64,8 @@ KIND_RULES: dict[str, str] = {
     "missing_media": "The media file for a sample is not there. Kept without that media entry (text-only use works).",
     "unreadable_media": "The media file exists but cannot be decoded (media probe). Kept without that media entry.",
     "duplicate_id": "An id seen before (in the same or an earlier file). The later row is excluded.",
+    "stale_manifest": "(emollm data check) samples.jsonl / manifest.json do not belong to the last prepare's "
+    "report.json (it failed, or counted other samples): re-run emollm prepare before training on it.",
 }
 
 
@@ -98,6 +105,8 @@ class ImportReport(BaseModel):
     media: dict[str, Any] = Field(default_factory=dict)
     """Probe summary: n_probed, n_ok, n_unreadable, hours, fps/size ranges; ``{"skipped": true}`` with --no-probe."""
     manifest_written: bool = False
+    created: str = ""
+    """When the prepare that wrote this report ran; equals ``manifest.json``'s ``created`` when it wrote one."""
 
     def add(
         self,

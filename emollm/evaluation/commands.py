@@ -22,6 +22,15 @@ import typer
 
 from emollm.cli_models import Flag, model_command
 from emollm.evaluation.options import EvalOptions
+from emollm.inference.remote import (
+    ApiKeyEnvOpt,
+    BaseUrlOpt,
+    ConcurrencyOpt,
+    EndpointFileOpt,
+    LogprobsOpt,
+    ModelOpt,
+    ProfileOpt,
+)
 
 METRIC_HELP = (
     "classification (accuracy, WAF, macro F1, UAR/WAR), mer2023 (WAF - 0.25*MSE; --split), mer2024 (WAF), "
@@ -110,7 +119,8 @@ EVAL_FLAGS = {
                   help="i/n: run blocks i, i+n, ... of --batch-size samples (same batch size in every shard)."),
     "merge": Flag("--merge"),
     "batch_size": Flag("--batch-size", "-b", min=1, help="Samples per model batch."),
-    "device": Flag(help="torch device (cpu, cuda, cuda:1); default: cpu."),
+    "device": Flag(type=str, default="auto", parse=lambda v: _device(v),
+                   help="auto (cuda if available) | cpu | cuda | cuda:N."),
     "judge": Flag(type=Path | None, parse=lambda v: str(v) if v else None),
 }  # fmt: skip
 
@@ -121,17 +131,26 @@ def _eval_error(e: Exception) -> NoReturn:
     raise typer.Exit(2) from None
 
 
-@model_command(EvalOptions, EVAL_FLAGS, skip={"endpoint", "progress"}, on_error=_eval_error)
+@model_command(EvalOptions, EVAL_FLAGS, skip={"endpoint", "progress", "features", "feature_mode"}, on_error=_eval_error)
 def eval_command(
     values: dict[str, Any],
+    cache_dir: Path | None = typer.Option(
+        None, "--cache-dir", help="Feature cache folder, shared with training. [default: runs/features]"
+    ),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Compute features live, cache nothing."),
+    features: str | None = typer.Option(None, "--features", hidden=True, help="Old name of --cache-dir."),
+    feature_mode: str | None = typer.Option(
+        None, "--feature-mode", hidden=True, help="auto | cache (only cached features) | live (= --no-cache)."
+    ),
     list_tasks: bool = typer.Option(False, "--list", help="List the shipped tasks and suites, then exit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
-    base_url: str | None = typer.Option(None, "--base-url", help="openai: the endpoint's API root (…/v1)."),
-    model: str | None = typer.Option(None, "--model", help="openai: the model name the endpoint serves."),
-    api_key_env: str | None = typer.Option(None, "--api-key-env", help="openai: env variable holding the API key."),
-    endpoint: Path | None = typer.Option(None, "--endpoint", help="openai: an EndpointConfig YAML (parts, prices...)."),
-    profile: str | None = typer.Option(None, "--profile", help="openai: media-part defaults: openai, vllm or emollm."),
-    concurrency: int | None = typer.Option(None, "--concurrency", min=1, help="openai: requests in flight."),
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    endpoint: EndpointFileOpt = None,
+    profile: ProfileOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    logprobs: LogprobsOpt = None,
 ) -> None:
     """Evaluate a checkpoint or preset on tasks or a suite: results.json, report.md, plots, submission CSVs."""
     from emollm.config import ConfigError
@@ -144,14 +163,21 @@ def eval_command(
         if values["backend"] == "openai":
             from emollm.inference.remote import endpoint_from_options
 
-            ep = endpoint_from_options(endpoint, base_url, model, api_key_env, profile, concurrency)
+            ep = endpoint_from_options(endpoint, base_url, model, api_key_env, profile, concurrency, logprobs)
         elif values["checkpoint"] is None:
             raise ValueError("--checkpoint is required (a checkpoint folder or a preset name)")
         from emollm.evaluation.report import print_summary
         from emollm.evaluation.runner import run_eval
 
         opts = EvalOptions.model_validate(
-            {**values, "checkpoint": values["checkpoint"] or "", "endpoint": ep, "progress": not quiet}
+            {
+                **values,
+                "checkpoint": values["checkpoint"] or "",
+                "endpoint": ep,
+                "features": _cache_folder(cache_dir, features),
+                "feature_mode": _feature_mode(no_cache, feature_mode),
+                "progress": not quiet,
+            }
         )
         outcome = run_eval(opts)
     except (ConfigError, ValueError, KeyError, FileNotFoundError) as e:
@@ -166,6 +192,25 @@ def eval_command(
     assert outcome.results is not None
     print_summary(outcome.results)
     typer.echo(f"results: {outcome.out_dir / 'results.json'}  report: {outcome.out_dir / 'report.md'}")
+
+
+def _device(device: str) -> str | None:
+    """``auto`` -> cuda when available, else the default (cpu); anything else as given."""
+    from emollm.device import choose_device
+
+    return str(choose_device(device))
+
+
+def _cache_folder(cache_dir: Path | None, features: str | None) -> str:
+    if cache_dir is not None and features is not None and Path(features) != cache_dir:
+        raise ValueError("give the feature cache once: --cache-dir (--features is its old name)")
+    return str(cache_dir) if cache_dir is not None else features or "runs/features"
+
+
+def _feature_mode(no_cache: bool, feature_mode: str | None) -> str:
+    if no_cache and feature_mode not in (None, "live"):
+        raise ValueError(f"--no-cache computes features live; it contradicts --feature-mode {feature_mode}")
+    return "live" if no_cache else feature_mode or "auto"
 
 
 def _list_tasks() -> None:

@@ -12,8 +12,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from emollm.answers import ReadingMode
 from emollm.config import Strict
-from emollm.evaluation.answers import ReadingMode
 from emollm.inference.remote import EndpointConfig
 
 

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from emollm.answers import ReadingMode
 from emollm.config import ConfigError, ModelConfig
 from emollm.data.contract import PromptContract, default_contract, load_contract
 from emollm.data.sample import Sample
-from emollm.evaluation.answers import ReadingMode
 from emollm.evaluation.options import EvalOptions
 from emollm.evaluation.tasks import (
     AblationSpec,
@@ -33,6 +33,7 @@ from emollm.evaluation.tasks import (
     MissingRootError,
     SuiteEntry,
     TaskData,
+    check_roots,
     load_suite,
     load_task,
     resolve_data,
@@ -418,9 +419,10 @@ def build_plan(opts: EvalOptions, ckpt: CheckpointInfo) -> Plan:
         from emollm.config import read_yaml
 
         judge = read_yaml(opts.judge)
+    tasks = [load_task(e.task) for e in entries]
+    check_roots(tasks, opts.roots)  # before any data is imported or generated
     plans = []
-    for e in entries:
-        task = load_task(e.task)
+    for e, task in zip(entries, tasks, strict=True):
         data = resolve_data(task, opts.roots, progress=opts.progress)
         plans.append(plan_task(task, e, opts, ckpt, data))
     names = [p.task.name for p in plans]

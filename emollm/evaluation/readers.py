@@ -18,15 +18,10 @@ label *means* (known label, unparsed, synonyms) is decided by the metric and its
 numbered by file line, the header being row 1 (a record whose quoted cell spans lines is numbered
 by its first line).
 
-List parsing (``parse_openset``) comes in three styles:
-
-- ``clean`` (default): optional surrounding ``[...]`` (both or neither), items split on commas, each item
-  stripped of spaces and quotes, lower-cased, empty items dropped; nested or unbalanced brackets are an error.
-- ``affectgpt``: the AffectGPT/MER2025 ``string_to_list`` rule: strip one leading ``[`` and one trailing
-  ``]``, split on quotes and commas, strip and drop empty tokens (lower-casing is left to the wheel mapper).
-- ``mer2024``: the MER2024 MER-OV quirk: the text between the first ``[`` and the first ``]``, split on
-  quote characters only; tokens that are empty or ``,`` after strip() are dropped; tokens are *not*
-  stripped; lower-cased. An unquoted ``[a, b]`` therefore becomes the single token ``'a, b'``.
+List cells are parsed by ``emollm.answers.parse_emotion_list`` (styles ``clean``, ``affectgpt``,
+``mer2024``; see that module). A cell that ``pandas.read_csv`` reads as missing (empty, ``NA``,
+``nan``, ``None``, ... : ``emollm.answers.MISSING_CELLS``) is an empty list, as in the official scorers,
+which read the files with pandas; ``OpensetFile.missing`` names those rows.
 """
 
 from __future__ import annotations
@@ -34,13 +29,12 @@ from __future__ import annotations
 import csv
 import io
 import math
-import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-ListStyle = Literal["clean", "affectgpt", "mer2024"]
+from emollm.answers import MISSING_CELLS, ListStyle, parse_emotion_list
+
 ValenceRule = Literal["required", "optional", "absent"]
 
 
@@ -145,6 +139,8 @@ class OpensetFile(NameTable):
     items: dict[str, list[str]] = field(default_factory=dict)
     raw: dict[str, str] = field(default_factory=dict)
     style: ListStyle = "clean"
+    missing: list[str] = field(default_factory=list)
+    """Names whose cell pandas reads as missing (empty, NA, nan, None, ...): an empty list."""
 
 
 @dataclass
@@ -198,78 +194,24 @@ def read_valence_csv(path: str | Path) -> ValenceFile:
 
 
 def read_openset_csv(path: str | Path, *, style: ListStyle = "clean") -> OpensetFile:
-    """Read ``name,openset`` and parse each cell with ``parse_openset(cell, style)``."""
+    """Read ``name,openset`` and parse each cell with ``emollm.answers.parse_emotion_list(cell, style)``.
+
+    A missing cell (``MISSING_CELLS``, matched exactly as pandas does; in the ``clean`` style also after
+    stripping spaces) is an empty list and its name is listed in ``missing``.
+    """
     raw = _read_rows(path, ("name", "openset"))
     out = OpensetFile(raw.path, style=style)
     for row_no, rec in raw.rows:
         name = out._add_name(rec["name"], row_no)
         cell = rec["openset"]
+        if cell in MISSING_CELLS or (style == "clean" and cell.strip() in MISSING_CELLS):
+            out.items[name] = []
+            out.missing.append(name)
+            out.raw[name] = cell
+            continue
         try:
-            out.items[name] = parse_openset(cell, style)
+            out.items[name] = parse_emotion_list(cell, style)
         except ValueError as e:
             raise ValueError(f"{raw.path}: row {row_no}, column openset: {e}") from None
         out.raw[name] = cell
     return out
-
-
-# ----------------------------------------------------------------------------------------------
-# list cells
-
-_QUOTES = re.compile(r"[\"']")
-_QUOTES_COMMAS = re.compile(r"[\"',]")
-
-
-def _quote_tokens(text: str) -> Iterator[str]:
-    """Split on quote characters; drop tokens that are empty or ',' after strip() (not stripped)."""
-    for tok in _QUOTES.split(text):
-        if tok.strip() not in ("", ","):
-            yield tok
-
-
-def parse_openset(text: str, style: ListStyle = "clean") -> list[str]:
-    """A list cell (``['a', 'b']``, ``[a, b]``, ``a, b``, ``[]``, empty) -> words; see the module docstring."""
-    if style == "mer2024":
-        start, end = text.find("["), text.find("]")
-        if start < 0 or end < start:
-            raise ValueError(
-                f"{text!r} is not a bracketed list; the published MER2024 rule reads the text between the first "
-                "'[' and the first ']' (write ['a', 'b'] or score with mode clean)"
-            )
-        return [tok.lower() for tok in _quote_tokens(text[start + 1 : end])]
-    if style == "affectgpt":
-        s = text.strip()
-        s = s.removeprefix("[").removesuffix("]")
-        return [t.strip() for t in _QUOTES_COMMAS.split(s) if t.strip()]
-    if style != "clean":
-        raise ValueError(f"unknown list style {style!r}; known: clean, affectgpt, mer2024")
-    s = text.strip()
-    opened, closed = s.startswith("["), s.endswith("]")
-    if opened != closed:
-        raise ValueError(f"{text!r}: unbalanced brackets (write ['a', 'b'], [a, b] or a, b)")
-    if opened:
-        s = s[1:-1]
-    if "[" in s or "]" in s:
-        raise ValueError(f"{text!r}: nested brackets are not a flat list of words")
-    words: list[str] = []
-    for item in s.split(","):
-        w = item.strip().strip("\"'").strip().lower()
-        if w and w not in words:
-            words.append(w)
-    return words
-
-
-def parse_grouping(text: str) -> list[list[str]]:
-    """A cached GPT synonym grouping ``"[['a', 'b'], ['c']]"`` -> groups (MER2024 rule, words kept as written).
-
-    Split on ``[`` and ``]``, drop chunks that are empty or ``,`` after strip(), split each chunk on quote
-    characters the same way as ``parse_openset(style='mer2024')``. Words are not lower-cased here (the
-    published scorer does not either); ``openset.ov_gpt_scores`` decides per mode.
-    """
-    groups: list[list[str]] = []
-    for chunk in re.split(r"[\[\]]", text):
-        if chunk.strip() in ("", ","):
-            continue
-        words = list(_quote_tokens(chunk))
-        if words:
-            groups.append(words)
-    return groups

@@ -42,7 +42,7 @@ def summary_rows(results: dict[str, Any]) -> list[list[Any]]:
                 name,
                 t.get("benchmark", ""),
                 h.get("name"),
-                h.get("value"),
+                "undefined" if h.get("undefined") else h.get("value"),
                 h.get("mode"),
                 t["data"]["n_samples"],
                 ans.get("n_unparsed"),
@@ -89,6 +89,9 @@ def _metric_rows(metrics: dict[str, Any]) -> list[list[Any]]:
         for k in ("n", "n_unparsed", "n_zero_gold"):
             if k in m and not isinstance(m[k], dict | list):
                 extra.append(f"{k} {m[k]}")
+        if m.get("undefined"):  # NaN in the official code: the reason, not a number
+            rows.append([mname, m.get("mode"), "undefined", "; ".join([m["undefined"], ", ".join(extra)])])
+            continue
         rows.append([mname, m.get("mode"), m.get("score"), ", ".join(extra)])
     return rows
 
@@ -255,5 +258,9 @@ def print_summary(results: dict[str, Any], console: Any = None) -> None:
     for row in summary_rows(results):
         table.add_row(*[_fmt(x) for x in row])
     console.print(table)
+    for name, t in results["tasks"].items():
+        why = (t.get("headline") or {}).get("undefined")
+        if why:
+            console.print(f"{name}: {t['headline']['name']} undefined: {why}", markup=False)
     run = results["run"]
     console.print(f"{run['computed']} answers computed, {run['reused']} reused (of {run['total']})")

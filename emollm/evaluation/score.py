@@ -7,7 +7,9 @@
     r["bootstrap"]    # {"point", "low", "high", "std", "mean", "n_boot", "alpha", "seed"}
 
 The result is a JSON-ready dict: ``metric``, ``mode``, ``score`` first, then everything the metric
-computed. Options are validated per metric (unknown or misspelt ones are errors); the bootstrap
+computed. Where the official code yields NaN (a hit rate with no scorable sample on a wheel, an EW
+F-score whose P + R is 0), ``score`` is ``None`` and ``undefined`` gives the reason; every other NaN
+value is ``None`` too. Options are validated per metric (unknown or misspelt ones are errors); the bootstrap
 options ``bootstrap`` (resamples, 0 = off), ``seed`` and ``alpha`` work for every metric. Which
 names may be missing or extra, and what ``clean`` changes, is documented per metric in
 docs/METRICS.md and in each ``emollm.evaluation.metrics`` module.
@@ -41,6 +43,17 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
+def _no_nan(obj: Any) -> Any:
+    """NaN -> None, recursively (the JSON stays strict; ``undefined`` says why the main score is missing)."""
+    if isinstance(obj, dict):
+        return {k: _no_nan(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_no_nan(v) for v in obj]
+    if isinstance(obj, (float, np.floating)) and math.isnan(obj):
+        return None
+    return obj
+
+
 def score(
     metric: str,
     gold: str | Path,
@@ -62,13 +75,19 @@ def score(
             raise FileNotFoundError(f"{role} file {str(p)!r} not found")
     scored = spec.run(gold_p, pred_p, opts)
     main = scored.values.get("score")
-    if not isinstance(main, (int, float, np.floating)) or not math.isfinite(float(main)):
+    undefined = scored.values.get("undefined")
+    if not isinstance(main, (int, float, np.floating)) or not (math.isfinite(float(main)) or undefined):
         raise RuntimeError(f"metric {metric!r} returned no finite main score")  # a bug, not bad input
-    out: dict[str, Any] = {"metric": metric, "mode": opts.mode, "score": float(main)}
-    out.update({k: v for k, v in scored.values.items() if k != "score"})
+    defined = math.isfinite(float(main))
+    out: dict[str, Any] = {"metric": metric, "mode": opts.mode, "score": float(main) if defined else None}
+    if not defined:
+        out["undefined"] = str(undefined)
+    out.update({k: _no_nan(v) for k, v in scored.values.items() if k not in ("score", "undefined")})
     out["gold"], out["pred"] = str(gold_p), str(pred_p)
     out["options"] = opts.model_dump(mode="json")
-    if bootstrap:
+    if bootstrap and not defined:
+        out["bootstrap"] = {"skipped": "the main score is undefined"}
+    elif bootstrap:
         if scored.resample is None:
             raise ValueError(f"metric {metric!r} does not support bootstrap")
         ci = bootstrap_ci(scored.resample, scored.n_items, bootstrap, seed, alpha, point=out["score"])

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from emollm.evaluation.answers import (
+from emollm.answers import (
     ReadingMode,
     original_rule_labels,
     read_labels,
@@ -53,7 +53,7 @@ def _num(v: float | None) -> str:
 
 
 def _openset_cell(words: list[str]) -> str:
-    """``['a', 'b']`` (the quoted form every list rule of ``readers.parse_openset`` reads)."""
+    """``['a', 'b']`` (the quoted form every list style of ``emollm.answers.parse_emotion_list`` reads)."""
     clean = [w.replace("'", "").replace('"', "").replace("[", "").replace("]", "").strip() for w in words]
     return "[" + ", ".join(f"'{w}'" for w in clean if w) + "]"
 
@@ -189,8 +189,11 @@ def _headline(task_res: dict[str, Any], spec: str | None, metrics: list[Any]) ->
             return None
         spec = f"{run[0].name}.score"
     name, _, key = spec.partition(".")
-    value = task_res.get("metrics", {}).get(name, {}).get(key or "score")
-    return {"name": spec, "value": value, "mode": task_res.get("metrics", {}).get(name, {}).get("mode")}
+    m = task_res.get("metrics", {}).get(name, {})
+    head = {"name": spec, "value": m.get(key or "score"), "mode": m.get("mode")}
+    if m.get("undefined") and (key or "score") == "score":
+        head["undefined"] = m["undefined"]  # the official code gives NaN here: say so, never print 0
+    return head
 
 
 class LabelAnswers(NamedTuple):
@@ -300,7 +303,7 @@ def _lexicon_reader(tp: TaskPlan, roots: dict[str, str]) -> Any:
         )
         return lex.find
     if tp.task.kind == "sentiment":  # the sentiment space has no emotion words: use the polarity table's
-        from emollm.evaluation.answers import POLARITY
+        from emollm.answers import POLARITY
         from emollm.evaluation.lexicon import EmotionLexicon
 
         return EmotionLexicon.from_words(list(POLARITY), name="polarity-words").find
@@ -311,7 +314,7 @@ def score_openset(tp: TaskPlan, store: RecordStore, out: Path, roots: dict[str, 
     task = tp.task
     recs = _records(tp, tp.condition("base"), store)
     lexicon = _lexicon_reader(tp, roots)
-    words = [read_openset(r.get("text"), lexicon) for r in recs]
+    words = [read_openset(r.get("text"), "clean", lexicon) for r in recs]
     gold_csv, sub_csv = out / "gold" / f"{task.name}.csv", out / "submissions" / f"{task.name}.csv"
     if task.gold_field == "openset":
         g_rows = [[s.id, _openset_cell(list(s.openset or []))] for s in tp.samples]
@@ -348,7 +351,7 @@ def score_sentiment(tp: TaskPlan, store: RecordStore, out: Path, roots: dict[str
         preds: list[str | None] = [base.to_canonical(r["answer"]) for r in recs]
     else:
         lexicon = _lexicon_reader(tp, roots)
-        words = [read_openset(r.get("text"), lexicon) for r in recs]
+        words = [read_openset(r.get("text"), "clean", lexicon) for r in recs]
         preds = [sentiment_of_words(w) for w in words]
     bad = [p for p in preds if p is not None and p not in ("positive", "negative", "neutral")]
     if bad:

@@ -50,9 +50,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, field_validator, model_validator
 
+from emollm.answers import ReadingMode
 from emollm.config import ConfigError, Strict, load_config
 from emollm.data.sample import Manifest, Sample
-from emollm.evaluation.answers import ReadingMode
 from emollm.labels import LabelSpace, label_space
 from emollm.log import get_logger
 from emollm.paths import resolve_resource, resource_root
@@ -125,7 +125,7 @@ class AnswerSpec(Strict):
 
     method: Literal["score_labels", "generate"] = "score_labels"
     """score_labels: constrained classification over the candidate labels (probabilities);
-    generate: greedy free text, read by ``emollm.evaluation.answers``."""
+    generate: greedy free text, read by ``emollm.answers``."""
     reading: ReadingMode = "clean"
     """Label reading of generated text: clean (exact label, then earliest mention) or published
     (Emotion-LLaMA's last-word rule, off-list words unparsed)."""
@@ -536,6 +536,32 @@ def resolve_data(task: EvalTask, roots: dict[str, str], progress: bool = True) -
         raise ValueError(f"task {task.name!r}: {e}") from None
     space_name = task.label_space or manifest.label_space or "mer6"
     return TaskData(manifest, samples, label_space(space_name), source)
+
+
+def root_names(task: EvalTask) -> set[str]:
+    """Every ``--root`` name the task reads: its data root, ``{root:NAME}`` in metric options, its wheel lexicon."""
+    names = {root_name(task)}
+    for m in task.metrics:
+        names.update(resolve_root_refs(m.options, {})[1])
+    if task.answers.lexicon == "wheel":
+        names.add(task.answers.wheel_root)
+    return names
+
+
+def check_roots(tasks: list[EvalTask], roots: dict[str, str]) -> None:
+    """A ``--root`` name no task of the run reads is an error listing the known names (a misspelt root
+    would otherwise be ignored and the task would import or generate its data elsewhere)."""
+    import difflib
+
+    known = sorted(set().union(*(root_names(t) for t in tasks))) if tasks else []
+    unknown = [n for n in roots if n not in known]
+    if unknown:
+        hints = [f" (did you mean {c[0]}?)" if (c := difflib.get_close_matches(n, known, 1)) else "" for n in unknown]
+        names = ", ".join(f"{n}{h}" for n, h in zip(unknown, hints, strict=True))
+        raise ValueError(
+            f"--root {names}: no task of this run reads a root of that name; "
+            f"the names these tasks read are: {', '.join(known) or '(none)'}"
+        )
 
 
 def resolve_root_refs(value: Any, roots: dict[str, str]) -> tuple[Any, list[str]]:

@@ -81,6 +81,9 @@ def open_predictor(
     """Load a model (preset name or checkpoint folder) once and wrap it in a ``Predictor`` whose
     ``Featurizer`` uses the shared feature cache (``cache_dir=None``: compute live, cache nothing)."""
     from emollm.device import choose_device
+    from emollm.log import quiet_known_warnings
+
+    quiet_known_warnings()  # before peft/bitsandbytes load: their harmless warnings stay out of the terminal
     from emollm.features.cache import FeatureCache
     from emollm.features.featurizer import Featurizer
     from emollm.model.resolve import load_system
@@ -123,6 +126,8 @@ class Turn:
     message: Message
     task: str
     answer: str | None = None
+    n_tokens: int | None = None
+    """Tokens of this exchange on its own (cached by ``ChatSession._fit``)."""
 
 
 class _Cancel(StoppingCriteria):
@@ -188,11 +193,13 @@ class ChatSession:
         self.task = normalize_task(task)
         self.max_new_tokens = max_new_tokens
         self.include_subtitle = include_subtitle
-        self.system_prompt = system
+        self.system_prompt = system if system is not None else predictor.contract.system_prompt
+        """The system message of every turn (default: the checkpoint's prompt contract's)."""
         self.turns: list[Turn] = []
         self._media: dict[str, Path] = {}
         self._sample: tuple[Sample, Path | None] | None = None
         self._subtitle: str | None = None
+        self._base: int | None = None
 
     # ------------------------------------------------------------------ state
 
@@ -293,14 +300,16 @@ class ChatSession:
             instruction=self._instruction(task, text),
         )
 
-    def prepare_turn(self, text: str | None = None, task: str | None = None) -> Turn:
+    def prepare_turn(self, text: str | None = None, task: str | None = None, fit: bool = True) -> Turn:
         """Build the next user turn now (pending media are encoded here, errors surface here); pass it
-        to ``ask(turn=...)`` to answer it. ``ask`` does both steps when given no turn."""
+        to ``ask(turn=...)`` to answer it. ``ask`` does both steps when given no turn. ``fit=False``
+        skips the context check (replaying a history: only the turn asked about is checked)."""
         task = normalize_task(task or self.task)
         sample, root = self._take_pending()
         feats = self._featurize(sample, root)
         turn = Turn(sample, feats, self._user_message(sample, feats, task, text), task)
-        self._fit([*self.turns, turn])  # a prompt too long for the model fails here, before any generation
+        if fit:
+            self._fit([*self.turns, turn])  # a prompt too long for the model fails here, before any generation
         return turn
 
     def conversation(self, turns: list[Turn] | None = None) -> Conversation:
@@ -312,12 +321,58 @@ class ChatSession:
                 msgs.append(Message("assistant", [t.answer]))
         return Conversation(msgs, sample_id="chat")
 
+    def _turn_tokens(self, turn: Turn) -> int:
+        """Tokens of one turn (its user message and answer) on its own, computed once per turn; past
+        ``max_length`` counts as ``max_length + 1``."""
+        if turn.n_tokens is None:
+            msgs = [turn.message] + ([Message("assistant", [turn.answer])] if turn.answer is not None else [])
+            try:
+                enc = self.system.processor.encode(Conversation(msgs, sample_id="chat"), generation=turn.answer is None)
+                n = len(enc) + (1 if enc.truncated else 0)
+            except ValueError:
+                n = self.system.processor.max_length + 1
+            if turn.answer is not None:
+                turn.n_tokens = n  # an answered turn no longer changes
+            return n
+        return turn.n_tokens
+
+    def _base_tokens(self) -> int:
+        """Tokens of an empty one-turn prompt (BOS, default system prompt, turn markers)."""
+        if getattr(self, "_base", None) is None:
+            try:
+                empty = Conversation([Message("user", [""])], sample_id="chat")
+                self._base = len(self.system.processor.encode(empty, generation=True))
+            except ValueError:
+                self._base = 0
+        return self._base
+
     def _fit(self, turns: list[Turn]) -> tuple[list[Turn], Conversation, Any]:
-        """``(kept turns, conversation, encoding)``: the oldest turns after the first are dropped while the
-        prompt exceeds the model's ``max_length``; ChatInputError when even the first and last do not fit."""
+        """``(kept turns, conversation, encoding)`` of the newest turns that fit the model's ``max_length``.
+
+        Linear in the history: each turn is tokenized once on its own; the last turn is always kept, the
+        first (which usually carries the clip) when it fits, then the newest turns while their cumulative
+        length fits, and only that short conversation is encoded (dropping one more of the older kept
+        turns in the rare case the template overhead tips it over). ChatInputError when the last turn
+        alone does not fit."""
         proc = self.system.processor
-        kept = list(turns)
+        budget = proc.max_length
+        base = self._base_tokens()  # counted in every turn's own length, once in the conversation
+        last = turns[-1]
+        used = self._turn_tokens(last)
+        head: list[Turn] = []
+        if len(turns) > 1 and used + self._turn_tokens(turns[0]) - base <= budget:
+            head = [turns[0]]
+            used += self._turn_tokens(turns[0]) - base
+        middle: list[Turn] = []
+        for t in reversed(turns[len(head) : -1]):
+            n = self._turn_tokens(t) - base
+            if used + n > budget:
+                break
+            middle.append(t)
+            used += n
+        middle.reverse()
         while True:
+            kept = [*head, *middle, last]
             conv = self.conversation(kept)
             try:
                 enc = proc.encode(conv, generation=True)
@@ -328,14 +383,17 @@ class ChatSession:
             # with history, the processor truncates (past answers count as labels) instead of raising;
             # a generation prompt must never lose its end, so both cases mean "too long"
             if enc is not None and not enc.truncated:
-                break
-            if len(kept) <= 2:
+                return kept, conv, enc
+            if middle:
+                middle.pop(0)
+            elif head:
+                head = []
+            else:
                 raise ChatInputError(
-                    f"the conversation is longer than the model's max_length={proc.max_length} tokens "
-                    "(start a new conversation: /reset)"
+                    f"the message is longer than the model's max_length={proc.max_length} tokens on its own; "
+                    "shorten it (older turns are dropped automatically)",
+                    code="context_length_exceeded",
                 )
-            kept.pop(1)
-        return kept, conv, enc
 
     def _inputs(self, turns: list[Turn]) -> tuple[Conversation, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Prompt batch (``input_ids``/``attention_mask`` ``[1, L]``) and features ``{m: [n_m, T_m, D_m]}``."""
@@ -378,8 +436,8 @@ class ChatSession:
         _, batch, feats = self._inputs(turns)
         model, proc = self.system.model, self.system.processor
         kw: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, **gen}
-        if cancel is not None:
-            kw["stopping_criteria"] = StoppingCriteriaList([_Cancel(cancel)])
+        if cancel is not None:  # the caller's stopping criteria (and logits processors) stay in force
+            kw["stopping_criteria"] = StoppingCriteriaList([*(kw.get("stopping_criteria") or []), _Cancel(cancel)])
         if on_text is None:
             new = model.generate(batch["input_ids"], batch["attention_mask"], feats, **kw)[0]
         else:
@@ -448,7 +506,7 @@ class ChatSession:
 
     def add_exchange(self, text: str | None, answer: str, task: str | None = None) -> Turn:
         """Replay a past exchange (pending media and subtitle attach to it) without running the model."""
-        turn = self.prepare_turn(text, task)
+        turn = self.prepare_turn(text, task, fit=False)  # the next question's prompt is what must fit
         turn.answer = answer
         self.turns.append(turn)
         return turn
@@ -466,7 +524,10 @@ class ChatSession:
         """Answer a user turn (pending media and subtitle attach to it); the exchange joins the history.
 
         ``on_text`` receives streamed text deltas (generation tasks; a ``label`` answer arrives as one
-        chunk). ``gen`` goes to ``generate`` (``max_new_tokens``, ``do_sample``, ``temperature``...).
+        chunk). ``gen`` goes to ``generate`` as given (``GenerationOptions.generate_kwargs()``, or
+        ``max_new_tokens``, ``do_sample``, ``temperature``, ``stopping_criteria``, ``logits_processor``...);
+        ``cancel`` is added to the caller's stopping criteria. A cancelled answer (``finish_reason``
+        ``cancelled``) joins the history as far as it got.
         ``turn``: a turn from ``prepare_turn`` (then ``text`` and ``task`` are ignored).
         """
         turn = turn or self.prepare_turn(text, task)

@@ -53,6 +53,15 @@ class Predictor:
         self.batch_size = batch_size
         self._cands: dict[tuple[str, ...], list[list[int]]] = {}
 
+    @property
+    def labels(self) -> Any:
+        """The label space answers are scored over (``LabelSpace``)."""
+        return self.system.labels
+
+    @property
+    def source(self) -> str:
+        return str(self.system.source)
+
     # ------------------------------------------------------------------ building blocks
 
     def features(

@@ -16,11 +16,18 @@ decode at all): a mild repetition penalty and no repeated 4-gram. Every job expo
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from pydantic import Field, model_validator
 
 from emollm.config import Strict
+
+# EmoLLM generates from inputs_embeds, so transformers says the penalty and the n-gram rule apply to
+# the answer only, not the prompt; that is what they are for here, so the notice is noise on every answer.
+warnings.filterwarnings(
+    "ignore", message=r"Passing `(repetition_penalty|no_repeat_ngram_size)` with `inputs_embeds`", category=UserWarning
+)
 
 DEFAULT_REPETITION_PENALTY = 1.15
 DEFAULT_NO_REPEAT_NGRAM = 4

@@ -14,7 +14,9 @@ Outputs in ``--out``:
 
 - ``records/part-<i>-of-<n>.jsonl``: one record per sample, appended (fsync) as soon as its batch is
   done: ``name``, ``discrete`` (argmax label), ``probs`` and ``logp`` over the label space,
-  ``modalities`` / ``missing``, and ``explanation`` (``--explain``) or ``openset`` (task openset).
+  ``modalities`` / ``missing``, and ``explanation`` (``--explain``) or ``openset`` (task openset: the
+  words ``emollm.answers.read_openset`` reads in the answer, clean mode with the label space's words, as
+  ``emollm serve`` and ``emollm eval`` read it).
   A sample that cannot be read gets ``{"name", "error"}`` instead and is retried on the next run.
 - ``submission.csv`` (label task): ``name,discrete,valence``; (openset task) ``name,openset`` with
   ``['word', ...]`` cells. Rewritten atomically at the end of every run from all records in the folder.
@@ -38,7 +40,6 @@ import io
 import json
 import math
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,8 +48,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field
 
+from emollm.answers import read_openset
 from emollm.config import Strict
 from emollm.data.sample import Sample
+from emollm.inference.generation import GenerationOptions, cut_at_stop
 from emollm.inference.media_input import AUDIO_SUFFIXES, VIDEO_SUFFIXES, make_sample
 from emollm.io import JsonlAppender, atomic_write_json, atomic_write_text, read_jsonl
 from emollm.labels import LabelSpace
@@ -72,6 +75,10 @@ class PredictOptions(Strict):
     include_subtitle: bool | None = None
     """None: as the instruction mixture says (include)."""
     prompt_index: int = Field(0, ge=0)
+    generation: GenerationOptions | None = None
+    """How explanations and open-set answers are decoded (None: greedy, as ``emollm eval``; ``emollm
+    predict`` passes its decoding flags, whose defaults keep explanations from looping).
+    ``max_new_tokens`` above wins over its own."""
 
 
 # ------------------------------------------------------------------------------------------ inputs
@@ -186,18 +193,6 @@ def valence_table_from_manifest(spec: str, labels: LabelSpace, split: str = "tra
 # ------------------------------------------------------------------------------------------ running
 
 
-def parse_openset(text: str) -> list[str]:
-    """Free text -> emotion words: split on commas, semicolons, slashes, 'and'/'or' and new lines."""
-    s = re.sub(r"[\[\]\"'`*]", " ", text)
-    words: list[str] = []
-    for item in re.split(r"[,;/\n]|\band\b|\bor\b", s, flags=re.IGNORECASE):
-        w = re.sub(r"[^\w\s-]", "", item).strip().lower()
-        w = " ".join(w.split())
-        if w and len(w.split()) <= 3 and w not in words:
-            words.append(w)
-    return words
-
-
 def part_path(out_dir: Path, shard: tuple[int, int]) -> Path:
     i, n = shard
     return out_dir / RECORDS / f"part-{i:03d}-of-{n:03d}.jsonl"
@@ -228,7 +223,10 @@ def _settings(predictor: Any, opts: PredictOptions, source: str) -> dict[str, An
     d = opts.model_dump(exclude={"batch_size"})
     if opts.task == "label" and not opts.explain:
         d.pop("max_new_tokens")
-    return {"checkpoint": source, "label_space": predictor.system.labels.name, **d}
+        d.pop("generation")
+    elif opts.generation is None:
+        d.pop("generation")  # run.json of runs made before decoding options existed stay valid
+    return {"checkpoint": source, "label_space": predictor.labels.name, **d}
 
 
 def check_run_settings(out_dir: Path, settings: dict[str, Any]) -> None:
@@ -260,13 +258,17 @@ def run_predict(
     opts = opts or PredictOptions()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    check_run_settings(out, _settings(predictor, opts, source or str(predictor.system.source)))
+    check_run_settings(out, _settings(predictor, opts, source or str(predictor.source)))
     i, n = shard
     mine = list(samples)[i::n]
     done = load_records(out)
     todo = [s for s in mine if s.id not in done]
     errors: dict[str, str] = {}
     bs = opts.batch_size
+    if opts.generation is not None and opts.generation.seed is not None:
+        import torch
+
+        torch.manual_seed(opts.generation.seed)
     with JsonlAppender(part_path(out, shard)) as w:
         bar = tqdm(total=len(todo), desc=f"predict {out.name}", unit="clip", disable=not progress)
         for b in range(0, len(todo), bs):
@@ -299,13 +301,23 @@ def _predict_chunk(
     res = predictor.classify(chunk, root, feats=feats, **common)
     for rec, r in zip(recs, res, strict=True):
         rec.update(discrete=r.label, probs=r.probs, logp=r.logp)
-    gen = {"max_new_tokens": opts.max_new_tokens}
+        if getattr(r, "text", None) is not None:  # an endpoint's answer, read by the answer reader
+            rec["answer_text"] = r.text
+    gen: dict[str, Any] = {"max_new_tokens": opts.max_new_tokens}
+    if opts.generation is not None:  # a local model (an endpoint decodes as its EndpointConfig says)
+        gen = {**opts.generation.generate_kwargs(predictor.system.tokenizer), **gen}
+    stop = opts.generation.stop if opts.generation is not None else []
+
+    def generate(task: str) -> list[str]:
+        texts = predictor.generate(chunk, root, task=task, feats=feats, **common, **gen)
+        return [cut_at_stop(t, stop)[0] for t in texts] if stop else texts
+
     if opts.task == "openset":
-        texts = predictor.generate(chunk, root, task="openset", feats=feats, **common, **gen)
+        texts = generate("openset")
         for rec, t in zip(recs, texts, strict=True):
-            rec.update(openset_text=t, openset=parse_openset(t))
+            rec.update(openset_text=t, openset=read_openset(t, "clean", predictor.labels.mentions))
     if opts.explain:
-        texts = predictor.generate(chunk, root, task="reason", feats=feats, **common, **gen)
+        texts = generate("reason")
         for rec, t in zip(recs, texts, strict=True):
             rec["explanation"] = t
     return recs
@@ -328,8 +340,8 @@ def write_submission(
         w.writerow(["name", "discrete", "valence"])
         for name in sorted(recs):
             r = recs[name]
-            v = "" if valence is None else f"{valence.expected(r['probs']):.4f}"
-            w.writerow([name, r["discrete"], v])
+            v = "" if valence is None or not r.get("probs") else f"{valence.expected(r['probs']):.4f}"
+            w.writerow([name, r["discrete"] or "", v])
     p = Path(out_dir) / SUBMISSION
     atomic_write_text(p, buf.getvalue())
     return p

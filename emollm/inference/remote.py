@@ -18,7 +18,8 @@ in-process). Noise conditions send the corrupted media (blurred frames as images
 so under noise a ``video_url`` profile sends frames instead; a dropped modality sends no part.
 
 Label tasks are answered by generation and read by the shared answer reader (the endpoint cannot be
-asked for constrained label scores). Requests run ``concurrency`` at a time; 429 and 5xx answers are
+asked for constrained label scores); with ``logprobs: N`` the request asks for the top-N alternatives
+of every token and the label probabilities come from them (``label_probs``), else a record has none. Requests run ``concurrency`` at a time; 429 and 5xx answers are
 retried with exponential backoff by the ``openai`` client (``max_retries``), then fail with an error
 naming the endpoint and the status. Every reply is cached under ``cache_dir`` keyed by the exact request
 (URL, model, messages with media, decoding), so a rerun, a resumed run or a rescore sends nothing; token
@@ -37,6 +38,7 @@ import base64
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import threading
@@ -44,8 +46,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+import typer
 from pydantic import Field
 
 from emollm.config import Strict
@@ -53,6 +56,7 @@ from emollm.data.contract import PromptContract
 from emollm.data.conversation import Conversation, Media
 from emollm.data.sample import Sample
 from emollm.io import atomic_write_json
+from emollm.labels import LabelSpace, label_space
 from emollm.log import get_logger
 
 log = get_logger(__name__)
@@ -100,6 +104,9 @@ class EndpointConfig(Strict):
     price_input_per_mtok: float = Field(0.0, ge=0)
     """Cost of a million prompt tokens (for the cost log; 0: not priced)."""
     price_output_per_mtok: float = Field(0.0, ge=0)
+    logprobs: int = Field(0, ge=0, le=20)
+    """Label tasks: ask for this many ``top_logprobs`` per token (0: don't ask). Where the endpoint returns
+    them, label probabilities come from the first answer token's alternatives (see ``label_probs``)."""
 
     @property
     def video_part(self) -> str:
@@ -158,7 +165,6 @@ class Usage:
 
 def load_endpoint_contract(ep: EndpointConfig) -> PromptContract:
     from emollm.data.contract import default_contract
-    from emollm.labels import label_space
 
     if ep.contract is None:
         return default_contract(label_space("mer6"))
@@ -297,8 +303,10 @@ class RemotePredictor:
             out.append(conv)
         return out
 
-    def request(self, conv: Conversation, feats: RemoteInputs, max_new_tokens: int) -> dict[str, Any]:
-        """The chat-completions request body of one conversation."""
+    def request(
+        self, conv: Conversation, feats: RemoteInputs, max_new_tokens: int, logprobs: bool = False
+    ) -> dict[str, Any]:
+        """The chat-completions request body of one conversation (``logprobs``: a label question)."""
         messages: list[dict[str, Any]] = []
         for msg in conv.messages:
             if msg.role != "user":
@@ -316,6 +324,9 @@ class RemotePredictor:
             messages.append(entry)
         body: dict[str, Any] = {"model": self.ep.model, "messages": messages, "max_tokens": max_new_tokens}
         body["temperature"] = self.ep.temperature
+        if logprobs and self.ep.logprobs:
+            body["logprobs"] = True
+            body["top_logprobs"] = self.ep.logprobs
         if self.ep.profile == "emollm":
             body["repetition_penalty"] = 1.0
             body["no_repeat_ngram_size"] = 0
@@ -338,7 +349,8 @@ class RemotePredictor:
                 return reply
             except (OSError, json.JSONDecodeError):
                 log.warning("unreadable cached reply %s: asking again", f)
-        extra = {k: v for k, v in body.items() if k not in ("model", "messages", "max_tokens", "temperature")}
+        own = ("model", "messages", "max_tokens", "temperature", "logprobs", "top_logprobs")
+        extra = {k: v for k, v in body.items() if k not in own}
         extra_body = extra or None
         # emollm's per-message subtitle extension travels in the message dicts themselves
         try:
@@ -348,6 +360,7 @@ class RemotePredictor:
                 max_tokens=body["max_tokens"],
                 temperature=body["temperature"],
                 extra_body=extra_body,
+                **{k: body[k] for k in ("logprobs", "top_logprobs") if k in body},
             )
         except openai.APIStatusError as e:
             raise EndpointError(
@@ -368,6 +381,16 @@ class RemotePredictor:
             "prompt_tokens": getattr(r.usage, "prompt_tokens", 0) if r.usage else 0,
             "completion_tokens": getattr(r.usage, "completion_tokens", 0) if r.usage else 0,
         }
+        lp = getattr(ch, "logprobs", None)
+        if lp is not None and getattr(lp, "content", None):
+            reply["logprobs"] = [
+                {
+                    "token": t.token,
+                    "logprob": t.logprob,
+                    "top": [[a.token, a.logprob] for a in (t.top_logprobs or [])],
+                }
+                for t in lp.content[:_LOGPROB_POSITIONS]
+            ]
         atomic_write_json(f, reply)
         with self._lock:
             self.usage.requests += 1
@@ -375,14 +398,75 @@ class RemotePredictor:
             self.usage.completion_tokens += int(reply["completion_tokens"] or 0)
         return reply
 
+    def replies(
+        self, convs: list[Conversation], feats: list[RemoteInputs], max_new_tokens: int = 64, logprobs: bool = False
+    ) -> list[dict[str, Any]]:
+        """The endpoint's replies (``text``, token counts, ``logprobs`` when asked and given), in order."""
+        bodies = [self.request(c, f, max_new_tokens, logprobs) for c, f in zip(convs, feats, strict=True)]
+        if len(bodies) == 1 or self.ep.concurrency == 1:
+            return [self._send(b) for b in bodies]
+        with ThreadPoolExecutor(max_workers=min(self.ep.concurrency, len(bodies))) as ex:
+            return list(ex.map(self._send, bodies))
+
     def generate_conversations(
         self, convs: list[Conversation], feats: list[RemoteInputs], max_new_tokens: int = 64, **_: Any
     ) -> list[str]:
-        bodies = [self.request(c, f, max_new_tokens) for c, f in zip(convs, feats, strict=True)]
-        if len(bodies) == 1 or self.ep.concurrency == 1:
-            return [self._send(b)["text"] for b in bodies]
-        with ThreadPoolExecutor(max_workers=min(self.ep.concurrency, len(bodies))) as ex:
-            return [r["text"] for r in ex.map(self._send, bodies)]
+        return [r["text"] for r in self.replies(convs, feats, max_new_tokens)]
+
+    # -- the interface ``emollm predict`` uses (as the local Predictor's)
+
+    @property
+    def labels(self) -> LabelSpace:
+        return label_space(self.contract.label_space)
+
+    @property
+    def source(self) -> str:
+        return self.ep.identity
+
+    def features(
+        self, samples: Sequence[Sample], root: str | os.PathLike[str] | None, modalities: Sequence[str] | None
+    ) -> list[RemoteInputs]:
+        mods = [m for m in self.modalities if modalities is None or m in modalities]
+        return self.prepare(samples, root, mods)
+
+    def classify(
+        self,
+        samples: Sequence[Sample],
+        root: str | os.PathLike[str] | None,
+        prompt_index: int = 0,
+        include_subtitle: bool | None = None,
+        feats: list[RemoteInputs] | None = None,
+        max_new_tokens: int = 32,
+    ) -> list[RemoteLabel]:
+        """Ask the label question; the answer is read by the answer reader (None: unparsed, never a default)."""
+        from emollm.answers import read_label
+
+        feats = feats if feats is not None else self.features(samples, root, None)
+        task = self.contract.chat_task("label")
+        convs = self.conversations(samples, feats, task, prompt_index, include_subtitle)
+        space = self.labels
+        out = []
+        for s, f, r in zip(samples, feats, self.replies(convs, feats, max_new_tokens, logprobs=True), strict=True):
+            label = read_label(r["text"], space).label
+            probs = label_probs(r.get("logprobs"), list(space.labels), label)
+            logp = {k: math.log(v) if v > 0 else -math.inf for k, v in probs.items()} if probs else None
+            out.append(RemoteLabel(s.id, label, probs, logp, list(f.features), r["text"]))
+        return out
+
+    def generate(
+        self,
+        samples: Sequence[Sample],
+        root: str | os.PathLike[str] | None,
+        task: str | None = None,
+        prompt_index: int = 0,
+        include_subtitle: bool | None = None,
+        feats: list[RemoteInputs] | None = None,
+        max_new_tokens: int = 128,
+    ) -> list[str]:
+        feats = feats if feats is not None else self.features(samples, root, None)
+        task = task or self.contract.chat_task("explain")
+        convs = self.conversations(samples, feats, task, prompt_index, include_subtitle)
+        return self.generate_conversations(convs, feats, max_new_tokens)
 
     def write_usage(self, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
         """Add this process's usage to ``<out>/endpoint_usage.json`` (cumulative over resumed runs)."""
@@ -399,9 +483,82 @@ class RemotePredictor:
         return now
 
 
+@dataclass
+class RemoteLabel:
+    """A label answer from an endpoint: the read label (None: unparsed) and, given logprobs, probabilities."""
+
+    sample_id: str
+    label: str | None
+    probs: dict[str, float] | None
+    logp: dict[str, float] | None
+    modalities: list[str]
+    text: str
+
+
+_LOGPROB_POSITIONS = 8
+"""Token positions of an answer whose alternatives are kept in the cache (the label is read from the first)."""
+_TOKEN_EDGE = re.compile(r"^[\s\"'*`(\[:]+|[\s\"'*`)\].,:;!]+$")
+
+
+def label_probs(
+    logprobs: list[dict[str, Any]] | None, labels: Sequence[str], answered: str | None = None
+) -> dict[str, float] | None:
+    """Label probabilities from the first answer token's ``top_logprobs``, renormalised over the labels.
+
+    The first position whose token is more than space or punctuation is the answer's first word. Each
+    alternative ``t`` there (case-folded, quotes and punctuation stripped) counts for the one label that
+    starts with it (``"happ"`` -> happy); an alternative that starts several labels (``"s"``: sad,
+    surprise) counts only when it is the token the endpoint generated, for the label the reader read.
+    None when nothing was returned or no alternative names a label (the record then has no probabilities).
+    """
+    if not logprobs:
+        return None
+    pos = next((p for p in logprobs if _TOKEN_EDGE.sub("", p.get("token", ""))), None)
+    if pos is None:
+        return None
+    low = {lab: lab.lower() for lab in labels}
+    mass = dict.fromkeys(labels, 0.0)
+    alts = pos.get("top") or [[pos.get("token", ""), pos.get("logprob", 0.0)]]
+    for tok, lp in alts:
+        t = _TOKEN_EDGE.sub("", str(tok)).lower()
+        if not t:
+            continue
+        hits = [lab for lab, lo in low.items() if lo.startswith(t) or t.startswith(lo)]
+        if len(hits) == 1:
+            mass[hits[0]] += math.exp(float(lp))
+        elif hits and tok == pos.get("token") and answered in hits:
+            mass[answered] += math.exp(float(lp))
+    total = sum(mass.values())
+    if total <= 0:
+        return None
+    return {lab: m / total for lab, m in mass.items()}
+
+
 def _short(text: str, n: int = 300) -> str:
     t = " ".join(str(text).split())
     return t if len(t) <= n else t[:n] + "..."
+
+
+# One declaration per endpoint flag, shared by ``emollm eval`` and ``emollm predict``.
+BackendOpt = Annotated[
+    str, typer.Option("--backend", help="local (a checkpoint or preset) or openai (an OpenAI-compatible endpoint).")
+]
+BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="openai: the endpoint's API root (…/v1).")]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="openai: the model name the endpoint serves.")]
+ApiKeyEnvOpt = Annotated[
+    str | None, typer.Option("--api-key-env", help="openai: environment variable holding the API key.")
+]
+EndpointFileOpt = Annotated[
+    Path | None, typer.Option("--endpoint", help="openai: an EndpointConfig YAML (media parts, prices, cache...).")
+]
+ProfileOpt = Annotated[
+    str | None, typer.Option("--profile", help="openai: media-part defaults: openai, vllm or emollm.")
+]
+ConcurrencyOpt = Annotated[int | None, typer.Option("--concurrency", min=1, help="openai: requests in flight.")]
+LogprobsOpt = Annotated[
+    int | None,
+    typer.Option("--logprobs", min=0, max=20, help="openai: top_logprobs per token for label probabilities (0: off)."),
+]
 
 
 def endpoint_from_options(
@@ -411,6 +568,7 @@ def endpoint_from_options(
     api_key_env: str | None = None,
     profile: str | None = None,
     concurrency: int | None = None,
+    logprobs: int | None = None,
 ) -> EndpointConfig:
     """An ``EndpointConfig`` from an optional YAML file and command-line values (which win)."""
     from emollm.config import load_config
@@ -421,6 +579,7 @@ def endpoint_from_options(
         "api_key_env": api_key_env,
         "profile": profile,
         "concurrency": concurrency,
+        "logprobs": logprobs,
     }
     given = {k: v for k, v in given.items() if v is not None}
     if file is not None:

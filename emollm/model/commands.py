@@ -81,10 +81,36 @@ def _doctor_rows() -> list[tuple[str, str, str]]:
     from emollm.paths import conformance_root, home
 
     rows.append(("EMOLLM_HOME", "info", str(home())))
+    kit = conformance_root()
     rows.append(
-        ("conformance kit", "ok" if conformance_root() else "absent", str(conformance_root() or "tests skip it"))
+        (
+            "test media (conformance kit)",
+            "info",
+            f"{kit}: real clips and label files some tests use" if kit else "not here: only the tests that use it skip",
+        )
     )
     return rows
+
+
+def next_step(rows: list[tuple[str, str, str]], runs: str | Path = "runs") -> str:
+    """What to do after ``emollm doctor``: fix what is missing, else train the demo model or use it."""
+    from emollm.model.resolve import trained_checkpoints
+
+    core = {"python", "emollm", "torch", "transformers", "peft", "accelerate", "av"}
+    needed = ("mini ", "face detector")  # what `emollm demo` runs on
+    broken = [item for item, st, _ in rows if st == "missing" and (item in core or item.startswith(needed))]
+    if broken:
+        return f"next: install what is missing ({', '.join(broken)}): `make setup` (or pip install -e .)"
+    found = trained_checkpoints(runs)
+    if found:
+        return (
+            f"next: `emollm chat` talks to your newest trained model ({found[0]}); "
+            f"`emollm eval --checkpoint {found[0]} --suite synthmer` evaluates it"
+        )
+    return (
+        "next: `emollm demo` (or `make demo`) builds the synthetic corpus and trains and evaluates the small "
+        "demo model in minutes on this machine; then `emollm chat` talks to it"
+    )
 
 
 def _cpu_bf16() -> str:
@@ -106,9 +132,12 @@ def register(app: typer.Typer) -> None:
         for c in ("item", "status", "detail"):
             t.add_column(c, overflow="fold")
         colors = {"ok": "green", "missing": "red", "warning": "yellow", "absent": "yellow", "info": "cyan"}
-        for item, status, detail in _doctor_rows():
+        rows = _doctor_rows()
+        for item, status, detail in rows:
             t.add_row(item, f"[{colors.get(status, 'white')}]{status}[/]", detail)
-        Console().print(t)
+        con = Console()
+        con.print(t)
+        con.print(next_step(rows), markup=False, highlight=False)
 
     @app.command("ls")
     def ls(

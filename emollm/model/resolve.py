@@ -8,6 +8,10 @@
 Layering: ``system`` (build from a config) <- ``checkpoint`` (files, load/save a system) <- this module.
 Every job (eval, predict, chat, serve, bench, export, prompt) goes through these functions, so an unknown
 name gets the same error everywhere.
+    spec = default_model_spec()                      # no model named: the newest trained checkpoint under runs/
+
+``default_model_spec`` is what ``emollm chat``, ``predict`` and ``serve`` use when no model is named;
+with no checkpoint under ``runs/`` its error says how to get one (``make demo``).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from emollm.config import ModelConfig
-from emollm.model.checkpoint import is_checkpoint, load_checkpoint, read_model_config
+from emollm.model.checkpoint import WEIGHTS, is_checkpoint, load_checkpoint, read_model_config
 from emollm.model.presets import PRESETS, model_config
 from emollm.registry import close_match
 
@@ -27,6 +31,9 @@ if TYPE_CHECKING:
     from emollm.model.system import EmoSystem
 
 ModelKind = Literal["checkpoint", "preset", "recipe"]
+
+CHECKPOINT_GLOBS = ("*/final", "*/best", "*/*/final", "*/*/best")
+"""Where training leaves loadable weights: ``runs/<run>/{final,best}`` and ``runs/<run>/<stage>/{final,best}``."""
 
 
 @dataclass(frozen=True)
@@ -94,3 +101,36 @@ def load_system(
     if m.kind == "recipe":
         raise ValueError(f"{what} {m.spec}: a run recipe has no weights; train it first or name its checkpoint")
     return build_system(model_config(m.spec, overrides=overrides), device, gradient_checkpointing, source=m.spec)
+
+
+class NoModelError(FileNotFoundError):
+    """No model was named and no trained checkpoint was found."""
+
+
+def trained_checkpoints(runs: str | Path = "runs") -> list[Path]:
+    """Checkpoint folders (``final``/``best`` with weights and model.yaml) under ``runs``, newest first.
+
+    Newest by the weights' modification time; on a tie a ``best`` folder and a shallower one come first.
+    """
+    root = Path(runs)
+    if not root.is_dir():
+        return []
+    found = {p for g in CHECKPOINT_GLOBS for p in root.glob(g) if is_checkpoint(p)}
+
+    def key(p: Path) -> tuple[float, int, int]:
+        return (p.joinpath(WEIGHTS).stat().st_mtime, p.name == "best", -len(p.parts))
+
+    return sorted(found, key=key, reverse=True)
+
+
+def default_model_spec(runs: str | Path = "runs") -> str:
+    """The newest trained checkpoint under ``runs`` (as a path string); NoModelError explains how to get one."""
+    found = trained_checkpoints(runs)
+    if found:
+        return str(found[0])
+    raise NoModelError(
+        f"no model named and no trained checkpoint under {Path(runs)}/ (looked for */final and */best with "
+        "model.yaml): train the small demo model with `make demo` (or `emollm demo`; minutes on a CPU), then run "
+        "this again, or name a model with --checkpoint FOLDER or --preset NAME (a preset is untrained: random "
+        "projectors, so its answers are noise)"
+    )

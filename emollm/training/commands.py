@@ -4,6 +4,9 @@ emollm train train/mini.yaml
 emollm train train/mini.yaml stages.0.epochs=1 precision=bf16
 emollm train train/mini.yaml --nproc-per-node 2          # relaunches itself under torchrun
 emollm train train/mini.yaml --resume auto
+
+A run that stops for a reason the user must act on (a non-finite loss, an output folder that stops
+taking files) prints one ``error:`` line, exits 1 and leaves ``run.json`` at ``"failed"`` with the reason.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ def register(app: typer.Typer) -> None:
                 cmd += ["--resume", resume]
             raise typer.Exit(subprocess.call(cmd, env=env))
         from emollm.training.config import load_run_config
-        from emollm.training.trainer import preflight, train
+        from emollm.training.trainer import TrainingError, preflight, train
 
         cfg = load_run_config(recipe, overrides)
         if validate_only:
@@ -59,6 +62,11 @@ def register(app: typer.Typer) -> None:
             return
         try:
             res = train(cfg, resume=resume or None)
+        except TrainingError as e:  # the run stopped for a reason the user must act on: one clear line
+            if os.environ.get("EMOLLM_DEBUG"):
+                raise
+            typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1) from None
         finally:
             import torch.distributed as dist
 

@@ -4,7 +4,8 @@
     log.log({"train/loss": 0.7, "train/lr_lora": 2e-4}, step=100)
     log.close()
 
-W&B is used only when ``wandb`` is requested *and* the package is installed; otherwise a note is
+On resume (``resume_step``) the records the interrupted run wrote after its last checkpoint are
+dropped first, so a re-run step is logged once. W&B is used only when ``wandb`` is requested *and* the package is installed; otherwise a note is
 logged once. Nothing here raises on a missing optional package.
 """
 
@@ -20,6 +21,30 @@ from emollm.log import get_logger
 log = get_logger(__name__)
 
 
+def truncate_metrics(path: Path, step: int) -> int:
+    """Keep the records of ``metrics.jsonl`` up to global ``step`` (and drop a torn last line); returns
+    how many records were dropped. The file is rewritten atomically."""
+    from emollm.io import atomic_write_text
+
+    if not path.is_file():
+        return 0
+    keep, dropped = [], 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            dropped += 1
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("step"), int) and rec["step"] > step:
+            dropped += 1
+            continue
+        keep.append(line)
+    if dropped:
+        atomic_write_text(path, "".join(x + "\n" for x in keep))
+        log.info("metrics.jsonl: dropped %d record(s) logged after step %d by the interrupted run", dropped, step)
+    return dropped
+
+
 class MetricLogger:
     def __init__(
         self,
@@ -29,7 +54,10 @@ class MetricLogger:
         project: str = "emollm",
         config: dict[str, Any] | None = None,
         enabled: bool = True,
+        resume_step: int | None = None,
     ) -> None:
+        """``resume_step``: the run resumes after this global step; records logged after it (by the run
+        that was interrupted) are dropped from metrics.jsonl and TensorBoard, so no step is logged twice."""
         self.enabled = enabled
         self._tb: Any = None
         self._wandb: Any = None
@@ -37,12 +65,16 @@ class MetricLogger:
         if not enabled:
             return
         out_dir.mkdir(parents=True, exist_ok=True)
-        self._jsonl = open(out_dir / "metrics.jsonl", "a", encoding="utf-8")
+        path = out_dir / "metrics.jsonl"
+        if resume_step is not None:
+            truncate_metrics(path, resume_step)
+        self._jsonl = open(path, "a", encoding="utf-8")
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self._tb = SummaryWriter(log_dir=str(out_dir / "tensorboard"))
+                purge = {"purge_step": resume_step + 1} if resume_step is not None else {}
+                self._tb = SummaryWriter(log_dir=str(out_dir / "tensorboard"), **purge)
             except ImportError:
                 log.warning("tensorboard is not installed; TensorBoard logging is off")
         if wandb:

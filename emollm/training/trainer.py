@@ -28,6 +28,7 @@ Effective batch = micro_batch_size x grad_accum x world size.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -289,17 +290,16 @@ class Trainer:
         self.progress = Progress()
         if self.resume_dir is not None:
             self.progress = Progress(**json.loads((self.resume_dir / "progress.json").read_text()))
-            from safetensors.torch import load_file
+            from emollm.model.checkpoint import load_trainable_state_dict, load_weights
 
-            from emollm.model.checkpoint import load_trainable_state_dict
-
-            load_trainable_state_dict(
-                self.system, load_file(str(self.resume_dir / "trainable.safetensors")), str(self.resume_dir)
-            )
+            load_trainable_state_dict(self.system, load_weights(self.resume_dir), str(self.resume_dir))
             log.info("resuming from %s (stage %d, step %d)", self.resume_dir, self.progress.stage, self.progress.step)
         elif cfg.init_from:
             self._init_from(cfg.init_from)
         self._fit_standardizers()
+        if self.main and self.resume_dir is None:
+            self._clear_previous_run()
+        barrier()
         self.logger = MetricLogger(
             self.out,
             cfg.logging.tensorboard,
@@ -307,22 +307,82 @@ class Trainer:
             cfg.logging.wandb_project,
             cfg.model_dump(mode="json"),
             enabled=self.main,
+            resume_step=self.progress.global_step if self.resume_dir is not None else None,
         )
         if self.main:
             dump_config(cfg, self.out / "config.yaml")
             self._write_run_json(status="running")
             self._print_launch_summary()
 
+    def _clear_previous_run(self) -> None:
+        """A fresh run into a used ``output_dir`` starts clean: the old metrics.jsonl is kept as
+        ``metrics.previous.jsonl``; old checkpoints (``*/step_*``, every stage's best/final, final/, best/)
+        and tensorboard/ are deleted, so nothing of the earlier run is resumed, logged or loaded as this one's."""
+        old_metrics = self.out / "metrics.jsonl"
+        gone: list[Path] = sorted(
+            {*self.out.glob("*/step_*"), *self.out.glob("*/.step_*.partial"), *self.out.glob("*/.step_*.tmp")}
+        )
+        for st in self.cfg.stages:
+            gone += [d for d in (self.out / st.name / "best", self.out / st.name / "final") if d.exists()]
+        gone += [d for d in (self.out / "final", self.out / "best", self.out / "tensorboard") if d.exists()]
+        if self.cfg.init_from:  # never delete the weights this run starts from
+            init = Path(self.cfg.init_from).resolve()
+            gone = [d for d in gone if not init.is_relative_to(d.resolve())]
+        if not gone and not old_metrics.exists():
+            return
+        said = []
+        if old_metrics.exists():
+            old_metrics.replace(self.out / "metrics.previous.jsonl")
+            said.append("metrics.jsonl -> metrics.previous.jsonl")
+        for d in gone:
+            shutil.rmtree(d) if d.is_dir() else d.unlink()
+        if gone:
+            names = [d.relative_to(self.out).as_posix() for d in gone]
+            said.append(f"deleted {', '.join(names[:8])}{f' and {len(names) - 8} more' if len(names) > 8 else ''}")
+        log.warning(
+            "output_dir %s holds an earlier run and this one is not a resume (--resume auto continues it): %s",
+            self.out,
+            "; ".join(said),
+        )
+
     def _find_resume(self) -> Path | None:
+        """The checkpoint to resume from: ``--resume DIR`` (verified), or with ``auto`` the newest intact
+        ``<stage>/step_*`` (a damaged newer one is skipped with a warning naming the bad file)."""
+        from emollm.model.checkpoint import CheckpointError, verify_checkpoint
+
         if not self.resume:
             return None
         if self.resume != "auto":
             p = Path(self.resume)
             if not (p / "progress.json").is_file():
                 raise ConfigError(f"--resume {p}: not a resumable checkpoint (no progress.json)")
+            verify_checkpoint(p)
             return p
-        cands = sorted(self.out.glob("*/step_*/progress.json"), key=lambda q: json.loads(q.read_text())["global_step"])
-        return cands[-1].parent if cands else None
+        cands: list[tuple[int, Path]] = []
+        skipped: list[str] = []
+        for q in self.out.glob("*/step_*/progress.json"):
+            try:
+                cands.append((int(json.loads(q.read_text())["global_step"]), q.parent))
+            except (ValueError, KeyError, TypeError, OSError) as e:
+                skipped.append(f"{q}: unreadable ({e})")
+                log.warning("--resume auto: skipping %s: %s is unreadable (%s)", q.parent, q.name, e)
+        for _, d in sorted(cands, key=lambda c: c[0], reverse=True):
+            try:
+                verify_checkpoint(d)
+            except CheckpointError as e:
+                skipped.append(str(e))
+                log.warning("--resume auto: skipping damaged checkpoint %s: %s; trying the previous step", d, e)
+                continue
+            if skipped:
+                log.warning("--resume auto: resuming from %s, the newest intact checkpoint", d)
+            return d
+        if skipped:
+            raise ConfigError(
+                f"--resume auto: no intact checkpoint under {self.out}: "
+                + "; ".join(skipped)
+                + " (delete the damaged step folders to start from scratch)"
+            )
+        return None
 
     def _resolve_contracts(self) -> list[tuple[PromptContract, PromptContract]]:
         """Per stage: (the stage's own contract, which training samples from; the contract saved with its
@@ -346,13 +406,11 @@ class Trainer:
 
             load_released_checkpoint(self.system, p)
         else:
-            from safetensors.torch import load_file
-
-            from emollm.model.checkpoint import is_checkpoint, load_trainable_state_dict
+            from emollm.model.checkpoint import is_checkpoint, load_trainable_state_dict, load_weights
 
             if not is_checkpoint(p):
                 raise ConfigError(f"init_from {p} is not an emollm checkpoint folder or a .pth file")
-            load_trainable_state_dict(self.system, load_file(str(p / "trainable.safetensors")), str(p))
+            load_trainable_state_dict(self.system, load_weights(p), str(p))
         log.info("initialised trainable weights from %s", p)
 
     def _fit_standardizers(self) -> None:
@@ -435,25 +493,55 @@ class Trainer:
         self.setup()
         t0 = time.time()
         results: dict[str, Any] = {}
-        try:
-            for si in range(self.progress.stage, len(self.cfg.stages)):
-                stage = self.cfg.stages[si]
-                results[stage.name] = self._run_stage(si, stage)
-                self.progress = Progress(
-                    stage=si + 1, global_step=self.progress.global_step, history=self.progress.history
-                )
-        finally:
-            self.logger.close()
         last = self.cfg.stages[-1].name
         final = self.out / "final"
         best = self.out / "best"
+        try:
+            try:
+                for si in range(self.progress.stage, len(self.cfg.stages)):
+                    stage = self.cfg.stages[si]
+                    results[stage.name] = self._run_stage(si, stage)
+                    self.progress = Progress(
+                        stage=si + 1, global_step=self.progress.global_step, history=self.progress.history
+                    )
+            finally:
+                self.logger.close()
+                if getattr(self, "_bar", None) is not None:
+                    self._bar.close()  # a failed stage's bar: the error then starts its own line
+            if self.main:
+                _copy_dir(self.out / last / "final", final)
+                if (self.out / last / "best").is_dir():
+                    _copy_dir(self.out / last / "best", best)
+        except OSError as e:
+            if not _output_error(e, self.out):
+                self._fail(f"{type(e).__name__}: {e}", results, t0)
+                raise
+            where = f" ({e.filename})" if e.filename else ""
+            reason = f"cannot write the run's files{where}: {e.strerror or e}"
+            self._fail(reason, results, t0)
+            raise TrainingError(
+                f"{reason}. Training stopped at stage {self.progress.stage} step {self.progress.step}; fix the "
+                f"output folder {self.out} and run again with --resume auto"
+            ) from None
+        except KeyboardInterrupt:
+            self._fail("interrupted (Ctrl-C); continue with --resume auto", results, t0, status="interrupted")
+            raise
+        except BaseException as e:
+            self._fail(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__, results, t0)
+            raise
         if self.main:
-            _copy_dir(self.out / last / "final", final)
-            if (self.out / last / "best").is_dir():
-                _copy_dir(self.out / last / "best", best)
             self._write_run_json(status="finished", results=results, seconds=time.time() - t0)
         barrier()
         return TrainResult(self.out, final, best if best.is_dir() else None, results)
+
+    def _fail(self, reason: str, results: dict[str, Any], t0: float, status: str = "failed") -> None:
+        """Record in run.json that the run stopped, and why (never raises: the original error matters more)."""
+        if not self.main:
+            return
+        try:
+            self._write_run_json(status=status, results=results, seconds=time.time() - t0, error=reason)
+        except Exception as e:  # noqa: BLE001 - report, then let the original error through
+            log.error("could not record the failure in %s: %s", self.out / "run.json", e)
 
     def _run_stage(self, si: int, stage: StageConfig) -> dict[str, Any]:
         cfg = self.cfg
@@ -492,6 +580,7 @@ class Trainer:
             from tqdm import tqdm
 
             bar = tqdm(total=total, initial=prog.step, desc=f"{stage.name}", unit="step", dynamic_ncols=True)
+        self._bar = bar
         self.system.model.train()
         last_good: Path | None = self.resume_dir if resuming else None
         window: list[float] = []
@@ -704,7 +793,13 @@ class Trainer:
         barrier()
         return final
 
-    def _write_run_json(self, status: str, results: dict[str, Any] | None = None, seconds: float | None = None) -> None:
+    def _write_run_json(
+        self,
+        status: str,
+        results: dict[str, Any] | None = None,
+        seconds: float | None = None,
+        error: str | None = None,
+    ) -> None:
         from emollm.model.checkpoint import environment_manifest
 
         data = {
@@ -728,7 +823,35 @@ class Trainer:
             data["results"] = results
         if seconds is not None:
             data["seconds"] = round(seconds, 2)
-        atomic_write_json(self.out / "run.json", data)
+        if error is not None:
+            data["error"] = error
+            data["stopped_at"] = {"stage": self.progress.stage, "step": self.progress.step}
+        path = self.out / "run.json"
+        try:
+            atomic_write_json(path, data)
+        except OSError:
+            if not path.is_file():
+                raise
+            # the folder no longer takes new files (read-only): overwrite the existing run.json in place
+            with open(path, "r+", encoding="utf-8") as f:
+                f.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+                f.truncate()
+
+
+_WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
+
+
+def _output_error(e: OSError, out: Path) -> bool:
+    """Whether ``e`` is the output folder refusing a write (read-only, full, permissions), not e.g. a
+    missing input file."""
+    if e.errno in _WRITE_ERRNOS:
+        return True
+    if e.filename:
+        try:
+            return Path(e.filename).resolve().is_relative_to(out.resolve())
+        except (OSError, ValueError):
+            return False
+    return False
 
 
 def _unwrap(model: Any) -> Any:
@@ -736,12 +859,13 @@ def _unwrap(model: Any) -> Any:
 
 
 def _copy_dir(src: Path, dst: Path) -> None:
-    from emollm.model.checkpoint import replace_dir
+    from emollm.model.checkpoint import fsync_tree, replace_dir
 
     tmp = dst.with_name(f".{dst.name}.copy")
     if tmp.exists():
         shutil.rmtree(tmp)
     shutil.copytree(src, tmp)
+    fsync_tree(tmp)
     replace_dir(tmp, dst)
 
 

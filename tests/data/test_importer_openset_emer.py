@@ -8,7 +8,8 @@ from collections import Counter
 import pytest
 from corpus_fixtures import kit_root, run, write_csv, write_video
 
-from emollm.data.importers.base import parse_openset, read_table
+from emollm.answers import parse_emotion_list
+from emollm.data.importers.base import read_table
 
 
 @pytest.mark.parametrize(
@@ -25,7 +26,7 @@ from emollm.data.importers.base import parse_openset, read_table
     ],
 )
 def test_parse_openset(text, words):
-    assert parse_openset(text) == words
+    assert parse_emotion_list(text, "clean") == words
 
 
 def test_mer2024_labels_openset_and_videos(tmp_path):

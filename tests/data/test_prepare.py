@@ -139,3 +139,54 @@ def test_check_manifest_probe_reports_each_unreadable_file_once(tmp_path):
     rep = check_manifest(out, probe=True, progress=False, workers=2)
     assert [(p.kind, p.row, p.sample_id) for p in rep.problems] == [("unreadable_media", 1, "clip_a")]
     assert rep.counts == {"train": {"happy": 1, "sad": 1}, "test": {"surprise": 1}}
+
+
+def test_failed_prepare_into_used_out_leaves_no_stale_manifest(tmp_path):
+    """Issue 13 item 11: a --strict failure (or nothing imported) into an existing --out must not leave the old
+    samples.jsonl / manifest.json beside a report with n_samples 0; ``data check`` flags such a pair."""
+    from typer.testing import CliRunner
+
+    from emollm.cli import app
+
+    good = make_merr_corpus(tmp_path / "good")
+    recipe = write_recipe(tmp_path / "r.yaml", "merr", MERR_OPTIONS)
+    out = tmp_path / "out"
+    prepare(recipe, root=good, out=out, progress=False)
+    assert (out / "samples.jsonl").is_file() and check_manifest(out, progress=False).ok
+    old_rows = (out / "samples.jsonl").read_text()
+
+    # a pair left by an older emollm (or a crash between the two writes) is flagged by data check
+    rep = ImportReport.read(out)
+    rep.manifest_written, rep.n_samples = False, 0
+    (out / "report.json").write_text(json.dumps(rep.to_json()))
+    runner = CliRunner()
+    res = runner.invoke(app, ["data", "check", str(out)])
+    assert res.exit_code == 1, res.output
+    assert "stale_manifest" in res.output
+    got = check_manifest(out, progress=False)
+    assert [p.kind for p in got.problems] == ["stale_manifest"] and "last prepare failed" in got.problems[0].message
+
+    # --strict failure: the old manifest is removed, the report says why, data check refuses the folder
+    prepare(recipe, root=good, out=out, progress=False)
+    res = runner.invoke(
+        app, ["prepare", str(recipe), "--root", str(_broken_corpus(tmp_path)), "--out", str(out), "--strict"]
+    )
+    assert res.exit_code == 1, res.output
+    assert not (out / "samples.jsonl").exists() and not (out / "manifest.json").exists()
+    assert not (out / "recipe.yaml").exists()
+    assert not ImportReport.read(out).manifest_written
+    res = runner.invoke(app, ["data", "check", str(out)])
+    assert res.exit_code == 2 and "no manifest" in res.output
+
+    # nothing imported: same
+    prepare(recipe, root=good, out=out, progress=False)
+    (tmp_path / "empty").mkdir()
+    res = runner.invoke(app, ["prepare", str(recipe), "--root", str(tmp_path / "empty"), "--out", str(out)])
+    assert res.exit_code == 2 and "found no samples" in res.output
+    assert not (out / "samples.jsonl").exists() and ImportReport.read(out).n_samples == 0
+
+    # a good run afterwards writes a consistent pair again
+    prepare(recipe, root=good, out=out, progress=False)
+    assert (out / "samples.jsonl").read_text() == old_rows and check_manifest(out, progress=False).ok
+    info = json.loads((out / "manifest.json").read_text())
+    assert info["created"] == ImportReport.read(out).created

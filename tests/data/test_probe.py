@@ -73,3 +73,34 @@ def test_conformance_videos_probe_ok():
         assert info.duration == pytest.approx(int(r["n_video_frames"]) / fps, abs=1.01 / fps)
         assert abs(info.duration - float(r["duration_s"])) < 0.1
         assert info.has_audio and info.audio_sr == int(r["audio_sr"])
+
+
+def test_probe_rejects_a_100_byte_wav_with_an_intact_header(tmp_path):
+    """Issue 13 item 13: 0.00175 s of audio behind a valid header is not a clip."""
+    sf.write(tmp_path / "full.wav", np.zeros(16000, dtype=np.int16), 16000, subtype="PCM_16")
+    (tmp_path / "short.wav").write_bytes((tmp_path / "full.wav").read_bytes()[:100])
+    assert probe(tmp_path / "full.wav").ok
+    info = probe(tmp_path / "short.wav")
+    assert not info.ok and "0.00175 s of audio" in info.error and "at least 0.05 s" in info.error
+    assert probe(tmp_path / "short.wav", min_duration=0.001).ok  # the threshold is a parameter
+
+
+def test_probe_rejects_an_mp4_missing_its_last_bytes(tmp_path):
+    """Issue 13 item 13: a truncated MP4 (moov at the end or mdat at the end) is not ok."""
+    good = write_video(tmp_path / "a.mp4", n_frames=12, size=48, fps=6)
+    data = good.read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[:-40])
+    info = probe(tmp_path / "cut.mp4")
+    assert not info.ok and "truncated" in info.error and "last 40 bytes are missing" in info.error
+
+
+def test_probe_decodes_to_the_end(tmp_path):
+    """Broken data near the end of a clip (after the first frames) is caught: every frame is decoded."""
+    data = bytearray(write_video(tmp_path / "a.mp4", n_frames=12, size=48, fps=6).read_bytes())
+    moov = data.find(b"moov") - 4
+    assert moov > data.find(b"mdat") > 0  # the sample data sits before the index
+    data[moov - 600 : moov - 8] = np.random.default_rng(0).integers(0, 256, 592, dtype=np.uint8).tobytes()
+    (tmp_path / "tail.mp4").write_bytes(bytes(data))
+    assert probe(tmp_path / "tail.mp4", decode=False).ok  # the headers alone look fine
+    info = probe(tmp_path / "tail.mp4")
+    assert not info.ok and info.error

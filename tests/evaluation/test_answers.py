@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from emollm.evaluation.answers import (
+from emollm.answers import (
     original_rule_labels,
     read_label,
+    read_label_cell,
     read_labels,
     read_openset,
     sentiment_of_words,
@@ -85,7 +86,7 @@ def test_openset_lists(text: str, words: list[str]) -> None:
 def test_openset_prose_uses_the_lexicon_or_gives_nothing() -> None:
     prose = "He raises his voice because he is angry, yet his eyes look sad."
     assert read_openset(prose) == []  # not list-shaped, no lexicon: nothing is invented
-    assert read_openset(prose, MER6.mentions) == ["angry", "sad"]
+    assert read_openset(prose, "clean", MER6.mentions) == ["angry", "sad"]
 
 
 def test_sentiment_votes_and_ties_are_unreadable() -> None:
@@ -95,3 +96,14 @@ def test_sentiment_votes_and_ties_are_unreadable() -> None:
     assert sentiment_of_words(["happy", "sad"]) is None
     assert sentiment_of_words(["surprise"]) is None
     assert sentiment_of_words([]) is None
+
+
+def test_label_cells_of_prediction_files() -> None:
+    assert read_label_cell("happy", MER6) == "happy" and read_label_cell("", MER6) is None
+    with pytest.raises(ValueError, match="'Happy' is not one of neutral, angry"):
+        read_label_cell("Happy", MER6, "published")
+    assert read_label_cell("Happy", MER6, "clean") == "happy"
+    assert read_label_cell("Happiness", MER6, "clean") == "happy"
+    assert read_label_cell("bored", MER6, "clean") is None
+    with pytest.raises(ValueError, match="unknown reading mode 'fuzzy'"):
+        read_label_cell("happy", MER6, "fuzzy")  # type: ignore[arg-type]

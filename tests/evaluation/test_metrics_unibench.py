@@ -82,7 +82,9 @@ def test_sentiment_from_files(tmp_path: Path) -> None:
     cells = ["Positive", "neutral", "positive", " negative ", "meh", "negative"]
     pred = _write(tmp_path / "pred.csv", ["name", "discrete"], [[n, c] for n, c in zip(names, cells, strict=True)])
     r = score("sentiment", gold, pred)
-    assert r["score"] == pytest.approx((3 * 0.5 + 2 * (2 / 3)) / 5) and r["n_unparsed"] == 1
+    # published is case-sensitive: 'Positive' is unreadable (0), so every kept prediction is "not positive":
+    # class F (2 gold): P 2/5, R 1, F1 4/7; class T (3 gold): F1 0 -> weighted 2/5 * 4/7 = 8/35
+    assert r["score"] == pytest.approx(8 / 35) and r["n_unparsed"] == 2
     assert score("sentiment", gold, pred, mode="clean")["score"] == pytest.approx(0.5)
     bad = _write(tmp_path / "bad.csv", ["name", "valence"], [["s0", "1.0"], ["s1", "high"]])
     with pytest.raises(ValueError, match=r"bad.csv: row 3, column valence: 'high' is not a number"):

@@ -17,7 +17,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from emollm.evaluation.answers import read_label
+from emollm.answers import read_label
 from emollm.evaluation.commands import register
 from emollm.evaluation.runner import EvalOptions, EvalOutcome, checkpoint_info, run_eval
 from emollm.labels import label_space

@@ -93,11 +93,44 @@ def test_unibench_hit_rate_and_wheel_scores(bench_run: EvalOutcome) -> None:
     hr = tasks["unibench_mer2023"]["metrics"]["hitrate"]
     assert 0 <= hr["score"] <= 1 and set(hr["per_wheel"]) == {f"wheel{i}" for i in range(1, 6)}
     ov = tasks["ovmerd"]
-    assert 0 <= ov["metrics"]["wheel"]["score"] <= 1 and ov["metrics"]["wheel"]["wheel_version"] == "affectgpt2025"
+    w = ov["metrics"]["wheel"]
+    assert w["wheel_version"] == "affectgpt2025"
+    if w["score"] is None:  # no predicted word hits a gold word: the official F = 2PR/(P+R) is 0/0 = NaN
+        assert "P + R = 0" in w["undefined"] and ov["headline"]["undefined"] == w["undefined"]
+        report = (bench_run.out_dir / "report.md").read_text()
+        assert "| wheel | published | undefined | F undefined (NaN in the official code)" in report
+    else:
+        assert 0 <= w["score"] <= 1
     assert "score" in ov["metrics"]["ov"]  # the cached GPT groupings were given
     assert ov["answers"]["n"] == 4 and 0 <= ov["answers"]["n_unparsed"] <= 4
     sent = tasks["unibench_mosi"]["metrics"]["sentiment"]
     assert sent["n"] == 3 and sent["n_zero_gold"] == 1 and sent["mode"] == "published"
+
+
+def test_eval_reads_open_set_answers_as_predict_and_serve(bench_run: EvalOutcome) -> None:
+    """The eval's words for each answer are the one reader's (as predict and serve read it), and the
+    submission CSV gives them back under every list style emollm score uses."""
+    import json
+
+    from emollm.answers import read_openset
+    from emollm.evaluation.readers import read_openset_csv
+    from emollm.inference.chat import Reply
+    from emollm.inference.openai_api import completion_ext as _completion_ext
+    from emollm.labels import label_space
+
+    assert bench_run.results is not None
+    t = bench_run.results["tasks"]["ovmerd"]
+    space = label_space(t["data"]["label_space"])
+    rows = [json.loads(x) for x in (bench_run.out_dir / t["files"]["predictions"]).read_text().splitlines()]
+    assert len(rows) == 4
+    subs = {
+        st: read_openset_csv(bench_run.out_dir / t["files"]["submission"], style=st) for st in ("affectgpt", "clean")
+    }
+    for r in rows:
+        assert r["pred"] == read_openset(r["text"], "clean", space.mentions)  # what predict records
+        assert _completion_ext(Reply(text=r["text"], task="openset"), False, space)["openset"] == r["pred"]
+        for st, table in subs.items():
+            assert [w.lower() for w in table.items[r["id"]]] == r["pred"], st
 
 
 def test_optional_metric_is_skipped_and_required_resources_fail_early(

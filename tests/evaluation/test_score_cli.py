@@ -135,3 +135,14 @@ def test_emollm_app(files: Path) -> None:
     assert ok.exit_code == 0 and json.loads(ok.stdout)["accuracy"] == pytest.approx(2 / 3)
     bad = CliRunner().invoke(cli.app, [*args, str(files / "x.csv")])
     assert bad.exit_code == 2 and bad.stderr.startswith("error: ") and "x.csv" in bad.stderr
+
+
+def test_cli_prints_an_undefined_score_as_null_with_the_reason(
+    app: typer.Typer, tmp_path: Path, conformance: Path
+) -> None:
+    wheel = conformance / "emotion_wheel"
+    gold = _write(tmp_path / "gold.csv", ["name", "discrete"], [["a", "neutral"]])
+    pred = _write(tmp_path / "pred.csv", ["name", "openset"], [["a", "['happy']"]])
+    code, out, _ = _run(app, "--metric", "hitrate", "--gold", gold, "--pred", pred, "--wheel", wheel)
+    assert code == 0 and out is not None
+    assert out["score"] is None and "every gold label maps to nothing" in out["undefined"]

@@ -142,7 +142,7 @@ def test_repl_commands(predictor, test_samples, wav) -> None:
     assert chat.turns == []
 
 
-def test_cli_one_shot_and_piped_repl(tiny_ckpt, feature_cache, test_samples, predictor) -> None:
+def test_cli_one_shot_and_piped_repl(tiny_ckpt, feature_cache, test_samples, predictor, tmp_path, monkeypatch) -> None:
     from emollm.cli import app
 
     man, samples = test_samples
@@ -158,5 +158,6 @@ def test_cli_one_shot_and_piped_repl(tiny_ckpt, feature_cache, test_samples, pre
     res = CliRunner().invoke(app, ["chat", *common, "--max-new-tokens", "4"], input=f"/video {video}\n/label\n/quit\n")
     assert res.exit_code == 0, res.output
     assert f"[attached video: {video}]" in res.output
+    monkeypatch.chdir(tmp_path)  # no runs/ here: no default model
     res = CliRunner().invoke(app, ["chat", "--device", "cpu"])
     assert res.exit_code != 0 and "name a model" in str(res.exception)

@@ -71,6 +71,9 @@ def test_serve_matches_eval(server, test_samples, eval_answers) -> None:
             data = base64.b64encode(man.media_path(s, "video").read_bytes()).decode()
             content = [{"type": "video_url", "video_url": {"url": f"data:video/mp4;base64,{data}"}}]
             body = {"model": "tiny-test", "messages": [{"role": "user", "content": content}], "max_tokens": N_NEW}
+            # eval decodes plainly greedy; the server's anti-loop defaults are switched off as
+            # emollm.inference.remote does for eval through an endpoint
+            body.update(repetition_penalty=1.0, no_repeat_ngram_size=0)
             lab = c.post("/v1/chat/completions", json={**body, "emollm": {"task": "label", "subtitle": s.subtitle}})
             assert lab.status_code == 200, lab.text
             assert lab.json()["choices"][0]["message"]["content"] == res.label

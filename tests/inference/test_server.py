@@ -17,6 +17,7 @@ import soundfile as sf
 from PIL import Image
 
 from emollm.inference.chat import ChatSession
+from emollm.inference.generation import GenerationOptions
 
 MODEL = "tiny-test"
 
@@ -113,7 +114,8 @@ def test_history_in_messages_equals_a_chat_session(client, clip, predictor) -> N
     chat = ChatSession(predictor, task="label")
     chat.attach("video", video)
     assert chat.ask().text == label
-    assert chat.ask("Why?", task="explain", max_new_tokens=16).text == r.json()["choices"][0]["message"]["content"]
+    gen = GenerationOptions(max_new_tokens=16).generate_kwargs()  # the server's decoding defaults
+    assert chat.ask("Why?", task="explain", **gen).text == r.json()["choices"][0]["message"]["content"]
 
 
 def test_audio_and_image_parts(client, tmp_path) -> None:
@@ -184,8 +186,8 @@ def _bad_requests(clip_path: Path) -> list[tuple[str, dict, int, str]]:
 
     return [
         ("bad base64", _body(url("data:video/mp4;base64,@@notbase64@@")), 400, "invalid_base64"),
-        ("unsupported media type", _body(url("data:application/pdf;base64,AAAA")), 415, "unsupported_media_type"),
-        ("audio mime in a video part", _body(url("data:audio/wav;base64,AAAA")), 415, "unsupported_media_type"),
+        ("unsupported media type", _body(url("data:application/pdf;base64,AAAA")), 400, "unsupported_media_type"),
+        ("audio mime in a video part", _body(url("data:audio/wav;base64,AAAA")), 400, "unsupported_media_type"),
         ("undecodable video", _body(url(junk)), 400, "invalid_media"),
         ("dot-dot escape", _body(url("../outside/secret.mp4")), 403, "path_outside_media_root"),
         ("absolute path outside", _body(url("/etc/passwd")), 403, "path_outside_media_root"),
@@ -200,7 +202,7 @@ def _bad_requests(clip_path: Path) -> list[tuple[str, dict, int, str]]:
         ("bad role", {"model": MODEL, "messages": [{"role": "robot", "content": "x"}]}, 400, "invalid_request"),
         ("ends with assistant", {"messages": [{"role": "assistant", "content": "x"}]}, 400, None),
         ("max_tokens", _body("hi", max_tokens=100000), 400, "max_tokens_exceeded"),
-        ("emollm typo", _body("hi", emollm={"taks": "label"}), 400, "invalid_request"),
+        ("emollm typo", _body("hi", emollm={"taks": "label"}), 400, "unknown_parameter"),
         ("unknown task", _body("hi", emollm={"task": "poetry"}), 400, "invalid_task"),
         ("n > 1", _body("hi", n=2), 400, "unsupported_parameter"),
     ]
@@ -234,7 +236,7 @@ def test_malformed_requests_get_json_errors_and_the_server_survives(client, clip
     r = client.post("/v1/files", data={"purpose": "x"}, files={"other": ("a.txt", b"x", "text/plain")})
     assert r.status_code == 400 and r.json()["error"]["param"] == "file"
     r = client.post("/v1/files", files={"file": ("notes.txt", b"hello", "text/plain")})
-    assert r.status_code == 415
+    assert r.status_code == 400 and r.json()["error"]["code"] == "unsupported_media_type"
     r = client.post("/v1/files", files={"file": ("broken.mp4", b"garbage" * 100, "video/mp4")})
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_media"
     assert client.get("/v1/files/file-000000000000000000000000").status_code == 404

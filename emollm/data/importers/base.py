@@ -20,10 +20,11 @@ there is nothing to import.
 
 from __future__ import annotations
 
-import ast
 import csv
 import io
+import math
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import Field
 
+from emollm.answers import parse_emotion_list
 from emollm.config import ConfigError, Strict
 from emollm.data.report import Action, ImportReport, ProblemKind
 from emollm.data.sample import Sample
@@ -39,6 +41,9 @@ from emollm.registry import Registry, close_match
 
 VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".flv", ".mpg", ".mpeg", ".m4v")
 """Video suffixes a media folder scan accepts, in order of preference when one name has several."""
+
+VALENCE_RANGE = (-5.0, 5.0)
+"""The valence scale of every importer (MER2023/MER2024/MERR: -5 very negative .. 5 very positive)."""
 
 OptionsT = TypeVar("OptionsT", bound=Strict)
 
@@ -218,8 +223,10 @@ class ImportContext:
         sid: str | None,
         placeholder: float | None = None,
         integer: bool = False,
+        bounds: tuple[float, float] | None = None,
     ) -> float | int | None:
-        """A float (or int) from text; empty or ``placeholder`` gives None; anything else is a bad_value."""
+        """A float (or int) from text; empty, NaN or ``placeholder`` gives None; text that is not a number,
+        an infinite value (``inf``, ``1e999``) or one outside ``bounds`` (inclusive) is a bad_value (None)."""
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             return None
         try:
@@ -230,6 +237,20 @@ class ImportContext:
         if v != v:  # NaN is "no value" in pandas-written files
             return None
         if placeholder is not None and v == placeholder:
+            return None
+        if math.isinf(v):
+            self.problem(file, row, fld, "bad_value", f"{fld} {raw!r} is not a finite number", sample_id=sid)
+            return None
+        if bounds is not None and not bounds[0] <= v <= bounds[1]:
+            self.problem(
+                file,
+                row,
+                fld,
+                "bad_value",
+                f"{fld} {raw!r} is outside {bounds[0]:g}..{bounds[1]:g}"
+                + (" (the MER valence scale)" if bounds == VALENCE_RANGE else ""),
+                sample_id=sid,
+            )
             return None
         if integer:
             if not v.is_integer():
@@ -286,6 +307,23 @@ class Table:
                 )
 
 
+_UNDECODED = re.compile("[\udc80-\udcff]")
+"""A byte that is not UTF-8, as ``errors="surrogateescape"`` decodes it (U+DC80..U+DCFF)."""
+
+
+def _not_utf8(fields: list[str], header: list[str]) -> str | None:
+    """Why a record is not UTF-8 (the first bad byte and its column), or None when every cell is."""
+    for i, f in enumerate(fields):
+        m = _UNDECODED.search(f)
+        if m:
+            col = header[i] if i < len(header) else f"#{i + 1}"
+            return (
+                f"not valid UTF-8: byte 0x{ord(m.group()) - 0xDC00:02x} in column {col!r} at character {m.start() + 1} "
+                "(save the file as UTF-8)"
+            )
+    return None
+
+
 def read_table(
     ctx: ImportContext,
     rel: str | os.PathLike[str],
@@ -298,7 +336,8 @@ def read_table(
     ``id_cols``: accepted names of the id column (first present wins); without one the file is skipped.
     ``columns``: value columns the importer needs; each absent one is reported once (missing_column)
     and the rows are kept with that field None. A row with a different number of fields than the header,
-    or an empty id, is reported as malformed_row and excluded. Row numbers are the line where the record
+    or an empty id, or a byte that is not UTF-8, is reported as malformed_row and excluded (the rest of the
+    file is imported). Row numbers are the line where the record
     starts (header = 1), so a quoted field spanning lines does not shift later numbers.
     """
     path = ctx.path(rel)
@@ -306,12 +345,17 @@ def read_table(
         ctx.problem(path, None, None, "missing_file", f"file not found: {path}", action="excluded", rows_affected=0)
         return None
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (UnicodeDecodeError, OSError) as e:
-        ctx.problem(
-            path, None, None, "unreadable_file", f"cannot read as UTF-8 text: {e}", action="excluded", rows_affected=0
-        )
+        raw = path.read_bytes()
+    except OSError as e:
+        ctx.problem(path, None, None, "unreadable_file", f"cannot read: {e}", action="excluded", rows_affected=0)
         return None
+    try:
+        text = raw.decode("utf-8-sig")
+        bad_utf8 = False
+    except UnicodeDecodeError:
+        # keep going: each record holding a byte that is not UTF-8 is named and excluded, the rest imported
+        text = raw.decode("utf-8-sig", errors="surrogateescape")
+        bad_utf8 = True
     # newline="": records split on \n, \r\n or \r only (not on U+2028 inside a quoted cell), as csv expects
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
@@ -321,6 +365,9 @@ def read_table(
         return None
     except csv.Error as e:
         ctx.problem(path, 1, None, "malformed_row", f"header is not valid CSV: {e}", action="excluded")
+        return None
+    if bad_utf8 and (why := _not_utf8(header, header)):
+        ctx.problem(path, 1, None, "unreadable_file", f"header {why}; the whole file is skipped", action="excluded")
         return None
     records: list[tuple[int, dict[str, str]]] = []
     raw_rows: list[tuple[int, list[str]]] = []
@@ -358,6 +405,9 @@ def read_table(
             ctx.problem(
                 path, start, None, "malformed_row", f"{len(fields)} fields where the header has {n}", action="excluded"
             )
+            continue
+        if bad_utf8 and (why := _not_utf8(fields, header)):
+            ctx.problem(path, start, None, "malformed_row", f"{why}; row excluded", action="excluded")
             continue
         rec = dict(zip(header, fields, strict=True))
         if not rec[id_col].strip():
@@ -505,28 +555,19 @@ class MediaIndex:
         return ", ".join(str(d) for d in self.folders)
 
 
-def parse_openset(text: str | None) -> list[str]:
-    """An open-vocabulary label list written as ``['a', 'b']``, ``[a, b]`` or ``a, b`` -> lower-case words."""
-    s = (text or "").strip()
-    if not s:
-        return []
-    items: list[Any] | None = None
-    if s.startswith("["):
-        try:
-            val = ast.literal_eval(s)
-            items = list(val) if isinstance(val, list | tuple) else None
-        except (ValueError, SyntaxError):
-            items = None
-        if items is None:
-            s = s.strip("[]")
-    if items is None:
-        items = s.replace("，", ",").split(",")
-    out: list[str] = []
-    for it in items:
-        w = str(it).strip().strip("'\"").strip().lower()
-        if w and w not in out:
-            out.append(w)
-    return out
+def openset_words(
+    ctx: ImportContext, raw: str | None, file: str | os.PathLike[str], row: int | None, fld: str, sid: str | None
+) -> list[str] | None:
+    """An ``openset`` cell -> lower-case words (``emollm.answers.parse_emotion_list``, clean style).
+
+    ``['a', 'b']``, ``[a, b]``, ``a, b`` and ``[]`` are read; a cell that is not a flat list (unbalanced or
+    nested brackets) is a ``bad_value`` problem naming the row and the sample is kept with ``None``.
+    """
+    try:
+        return parse_emotion_list(raw, "clean")
+    except ValueError as e:
+        ctx.problem(file, row, fld, "bad_value", f"not a list of emotion words: {e}; kept without it", sample_id=sid)
+        return None
 
 
 def video_media(
@@ -550,10 +591,14 @@ def video_media(
     return {"video": ctx.media_ref(vp)}
 
 
-def read_openset(ctx: ImportContext, rel: str | os.PathLike[str]) -> list[tuple[str, int, str, list[str]]]:
-    """Rows of a ``name,openset`` file as ``(path, row, name, words)`` (see ``parse_openset``)."""
+def read_openset(ctx: ImportContext, rel: str | os.PathLike[str]) -> list[tuple[str, int, str, list[str] | None]]:
+    """Rows of a ``name,openset`` file as ``(path, row, name, words)``; words None when the cell is not a list
+    (reported as ``bad_value``, see ``openset_words``)."""
     table = read_table(ctx, rel, id_cols=("name",), columns=("openset",))
     if table is None or "openset" in table.missing:
         return []
     path = str(table.path)
-    return [(path, row, r["name"], parse_openset(r["openset"])) for row, r in table.rows()]
+    return [
+        (path, row, r["name"], openset_words(ctx, r["openset"], path, row, "openset", r["name"]))
+        for row, r in table.rows()
+    ]

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from emollm.data.importers.base import (
+    VALENCE_RANGE,
     CommonOptions,
     ImportContext,
     MediaIndex,
@@ -142,7 +143,7 @@ def load_mer2023(opts: MER2023Options, ctx: ImportContext) -> list[Sample]:
             else:
                 label, meta = ctx.label(None if r["emo"] is None else str(r["emo"]), path, row, fld, sid)
             vfld = "valence" if row is not None else f"{split}_corpus[{sid!r}].val"
-            valence = ctx.number(r["val"], path, row, vfld, sid, opts.valence_placeholder)
+            valence = ctx.number(r["val"], path, row, vfld, sid, opts.valence_placeholder, bounds=VALENCE_RANGE)
             sub = subs.get(sid, {})
             if clean(sub.get("chinese")):
                 meta["subtitle_zh"] = sub["chinese"].strip()

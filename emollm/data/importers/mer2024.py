@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import Field
 
 from emollm.data.importers.base import (
+    VALENCE_RANGE,
     CommonOptions,
     ImportContext,
     MediaIndex,
@@ -98,7 +99,9 @@ def load_mer2024(opts: MER2024Options, ctx: ImportContext) -> list[Sample]:
             label, meta = (
                 (None, {}) if "discrete" in table.missing else ctx.label(r["discrete"], path, row, "discrete", sid)
             )
-            valence = ctx.number(r.get("valence"), path, row, "valence", sid, opts.valence_placeholder)
+            valence = ctx.number(
+                r.get("valence"), path, row, "valence", sid, opts.valence_placeholder, bounds=VALENCE_RANGE
+            )
             samples[sid] = new_sample(sid, split, path, row, label=label, valence=valence, meta=meta)
 
     for split, rel in opts.openset.items():

@@ -24,6 +24,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from emollm.data.importers.base import (
+    VALENCE_RANGE,
     CommonOptions,
     ImportContext,
     MediaIndex,
@@ -158,7 +159,11 @@ def load_merr(opts: MERROptions, ctx: ImportContext) -> list[Sample]:
                 meta["frame_count"] = fc
             label, extra = ctx.label(t[2], path, row, "label", sid)
             meta.update(extra)
-            valence = ctx.number(t[3], path, row, "valence", sid, opts.valence_placeholder) if len(t) == 4 else None
+            valence = (
+                ctx.number(t[3], path, row, "valence", sid, opts.valence_placeholder, bounds=VALENCE_RANGE)
+                if len(t) == 4
+                else None
+            )
             rec: dict[str, Any] = {}
             subtitle = None
             for src, src_path in ((coarse, coarse_path), (fine, fine_path)):

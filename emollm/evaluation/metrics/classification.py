@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
+from emollm.answers import read_label_cell
 from emollm.evaluation.metrics.registry import Mode, Scored, ScoreOptions, align_names, register_metric
 from emollm.evaluation.readers import LabelFile, read_label_csv
 from emollm.labels import LabelSpace, label_space
@@ -161,21 +162,12 @@ def read_gold_label(cell: str, space: LabelSpace, mode: Mode, where: str) -> str
 
 
 def read_pred_label(cell: str, space: LabelSpace, mode: Mode, where: str) -> str | None:
-    """A prediction cell -> canonical label, or None (unparsed).
-
-    Empty -> None in both modes. published: a non-empty cell must be a canonical label (else an error,
-    like the official scorer's KeyError); clean: synonyms are read and unknown words become None.
-    """
-    if not cell:
-        return None
-    if mode == "published":
-        if cell in space.labels:
-            return cell
-        raise ValueError(
-            f"{where}: predicted label {cell!r} is not one of {', '.join(space.labels)} (label space {space.name}); "
-            "the published protocol rejects unknown labels; use mode clean to count it as unparsed"
-        )
-    return space.normalize(cell)
+    """A prediction cell -> canonical label, or None (unparsed): ``emollm.answers.read_label_cell``, with
+    errors naming ``where``."""
+    try:
+        return read_label_cell(cell, space, mode)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
 
 
 def read_label_pairs(

@@ -12,16 +12,20 @@ Recall_s are the means over samples and the final score is their mean.
 
 Modes of the ``ov`` metric:
 
-- ``published``: lists are parsed with the MER2024 rule (``readers.parse_openset(style="mer2024")``: the
-  text between the first ``[`` and ``]``, split on quotes only, so ``[a, b]`` is one word); grouping words
-  are compared as written. Reproduces 0.581777108433735 / 0.4977911646586345 / 0.5397841365461847 on the
-  shipped MER2024 files.
+- ``published``: lists are parsed with the MER2024 rule (``emollm.answers.parse_emotion_list(style="mer2024")``:
+  the text after the first ``[`` up to the next ``]``, split on quotes only, so ``[a, b]`` is one word);
+  grouping words are compared as written. A prediction cell that is empty or that pandas reads as
+  missing (``NA``, ``nan``, ``None``, ...) is an empty list: precision and recall 0. The official code
+  scores the names that have a cached grouping, so a gold name without one is skipped (counted and
+  named in ``n_skipped_no_grouping`` / ``skipped_no_grouping``); only the scored names need a prediction.
+  Reproduces 0.581777108433735 / 0.4977911646586345 / 0.5397841365461847 on the shipped MER2024 files.
 - ``clean``: lists in any of the forms ``['a', 'b']``, ``[a, b]``, ``a, b`` (``style="clean"``); grouping
-  words are lower-cased and stripped like the lists.
+  words are lower-cased and stripped like the lists; every gold name needs a cached grouping and a
+  prediction (else an error naming it).
 
-Names: every gold name needs a cached grouping and a prediction (else an error naming it); groupings and
-predictions for names outside the gold are ignored and counted (``n_unused_groupings``, ``n_extra_pred``).
-A gold list that is empty is an error (recall is undefined; the official scorer divides by zero).
+Groupings and predictions for names outside the gold are ignored and counted (``n_unused_groupings``,
+``n_extra_pred``; the official code would fail on such a grouping). A gold list that is empty is an error
+in both modes (recall is undefined; the official scorer divides by zero).
 """
 
 from __future__ import annotations
@@ -34,8 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from emollm.evaluation.metrics.registry import Scored, ScoreOptions, align_names, register_metric
-from emollm.evaluation.readers import parse_grouping, read_openset_csv
+from emollm.answers import parse_grouping
+from emollm.evaluation.metrics.registry import Scored, ScoreOptions, _show, align_names, register_metric
+from emollm.evaluation.readers import read_openset_csv
 
 
 def _npy_text(data: bytes, where: str) -> str:
@@ -145,12 +150,22 @@ def score_ov(gold_path: Path, pred_path: Path, opts: OVOptions) -> Scored:
     style = "mer2024" if opts.mode == "published" else "clean"
     gold = read_openset_csv(gold_path, style=style)
     pred = read_openset_csv(pred_path, style=style)
-    names, extra = align_names(gold, pred)
     raw = load_synonym_groupings(opts.synonyms)
-    no_group = [n for n in names if n not in raw]
-    if no_group:
-        shown = ", ".join(map(repr, no_group[:5])) + (f" and {len(no_group) - 5} more" if len(no_group) > 5 else "")
-        raise ValueError(f"{opts.synonyms}: no cached grouping for {len(no_group)} gold name(s): {shown}")
+    no_group = [n for n in gold.names if n not in raw]
+    if opts.mode == "published":  # the official loop runs over the cached groupings: skip the others
+        names = [n for n in gold.names if n in raw]
+        if not names:
+            raise ValueError(f"{opts.synonyms}: no cached grouping for any of the {len(gold)} gold names")
+        missing = [n for n in names if n not in pred]
+        if missing:
+            raise ValueError(
+                f"{pred.path}: no prediction for {len(missing)} gold name(s) of {gold.path}: {_show(missing)}"
+            )
+        extra = [n for n in pred.names if n not in gold]
+    else:
+        names, extra = align_names(gold, pred)
+        if no_group:
+            raise ValueError(f"{opts.synonyms}: no cached grouping for {len(no_group)} gold name(s): {_show(no_group)}")
     groupings: dict[str, list[list[str]]] = {}
     for n in names:
         groups = parse_grouping(raw[n])
@@ -167,8 +182,12 @@ def score_ov(gold_path: Path, pred_path: Path, opts: OVOptions) -> Scored:
         "score": m["avg"],
         **m,
         "n_empty_pred": sum(1 for n in names if not pred.items[n]),
+        "n_missing_pred_cells": sum(1 for n in pred.missing if n in groupings),
         "n_extra_pred": len(extra),
         "n_unused_groupings": sum(1 for n in raw if n not in gold),
         "list_style": style,
     }
+    if opts.mode == "published":
+        values["n_skipped_no_grouping"] = len(no_group)
+        values["skipped_no_grouping"] = no_group[:20]
     return Scored(values, len(names), lambda idx: (float(np.mean(prec[idx])) + float(np.mean(rec[idx]))) / 2)

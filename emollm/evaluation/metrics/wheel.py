@@ -30,12 +30,16 @@ Mapping one word (lower-cased and stripped):
 
 Set metric per mapping m (``set_scores``): G_i, P_i = mapped gold / predicted sets without dropped words;
 samples with empty G_i are skipped; precision_i = |G&P|/|P|, recall_i = |G&P|/|G| (0, 0 when P is
-empty); P, R = means over scored samples; F = 2PR/(P+R), 0 when P+R = 0 (the MER2026 rule).
+empty); P, R = means over scored samples; F = 2PR/(P+R). When P+R = 0 the MER2026 code gives F = 0 and
+the AffectGPT/MER2025 code 0/0 = NaN; with no scored sample P and R are NaN (``np.mean([])``). The
+``wheel`` metric in published mode keeps these NaNs (affectgpt2025: NaN F; mer2026: 0) and names the
+reason in ``undefined``; clean mode uses F = 0. The pure functions default to 0 (``empty``/``zero_f``).
 EW-Lj = mean over the 5 wheels of F (P and R reported as means too; F is *not* recomputed from them).
 M-avg = mean of the 12 F-scores M1, M2 and M3 W1..W5 x L1/L2 (OV-MER paper).
 
 The ``wheel`` metric of ``emollm score`` reads ``name,openset`` gold and predictions. Published mode
-parses lists with the AffectGPT rule (``readers.parse_openset(style="affectgpt")``); clean mode uses the
+parses lists with the AffectGPT rule (``emollm.answers.parse_emotion_list(style="affectgpt")``; an empty
+cell or one pandas reads as missing is an empty list); clean mode uses the
 strict ``clean`` rule (malformed lists are errors). On well-formed files both give the same numbers.
 Every gold name needs a prediction (error otherwise); extra predictions are ignored (``n_extra_pred``).
 """
@@ -74,6 +78,21 @@ PINNED: dict[str, dict[str, str]] = {
 """sha256 of every resource file per pinned version (MERTools @ 89120b7)."""
 NPZ_SHA256 = "4cb21790c3392a14fb2ace6d1b7ed63e38c708872621a1c75b8872808211427b"
 """sha256 of MER2026 ``wheel_mapping.npz`` (optional file; checked when present)."""
+
+
+def _undefined_reasons(summary: dict[str, Any], mappings: Sequence[str], zero_f: float) -> str | None:
+    """Why the main score is NaN (None when it is a number): which wheel mappings gave NaN and why."""
+    no_sample = [m for m in mappings if summary[m]["n_scored"] == 0]
+    zero = [m for m in mappings if summary[m]["n_scored"] > 0 and summary[m]["P"] + summary[m]["R"] == 0]
+    parts = []
+    if no_sample:
+        parts.append(f"no sample has a gold word that {', '.join(no_sample)} maps (P and R are a mean of nothing)")
+    if zero and np.isnan(zero_f):
+        parts.append(
+            f"P + R = 0 on {', '.join(zero)} (no predicted word hits a gold word, e.g. every prediction is "
+            "empty), and the AffectGPT/MER2025 scorer's F = 2PR/(P+R) is then 0/0"
+        )
+    return "F undefined (NaN in the official code): " + "; ".join(parts) if parts else None
 
 
 def metric_names() -> list[str]:
@@ -348,15 +367,22 @@ class SetScore:
     def valid(self) -> np.ndarray:
         return ~np.isnan(self.precision)
 
-    def summary(self, idx: np.ndarray | None = None) -> dict[str, float | int]:
-        """P, R, F and n_scored, over all samples or a resample ``idx`` [M]."""
+    def summary(
+        self, idx: np.ndarray | None = None, *, empty: float = 0.0, zero_f: float = 0.0
+    ) -> dict[str, float | int]:
+        """P, R, F and n_scored, over all samples or a resample ``idx`` [M].
+
+        ``empty``: P and R when no sample is scored (the official ``np.mean([])`` is NaN); ``zero_f``: F
+        when P + R = 0 (0 in MER2026; NaN in AffectGPT / MER2025, whose ``2PR/(P+R)`` is 0/0).
+        """
         p = self.precision if idx is None else self.precision[idx]
         r = self.recall if idx is None else self.recall[idx]
         ok = ~np.isnan(p)
         n = int(ok.sum())
-        pm = float(np.mean(p[ok])) if n else 0.0
-        rm = float(np.mean(r[ok])) if n else 0.0
-        return {"F": fscore(pm, rm), "P": pm, "R": rm, "n_scored": n}
+        pm = float(np.mean(p[ok])) if n else empty
+        rm = float(np.mean(r[ok])) if n else empty
+        f = zero_f if pm + rm == 0 else 2 * pm * rm / (pm + rm)
+        return {"F": f, "P": pm, "R": rm, "n_scored": n}
 
 
 def set_scores(
@@ -392,9 +418,14 @@ def ew_set_scores(
     return {m: set_scores(gold, pred, lambda w, m=m: wheel.map_word(w, m)) for m in metric_names()}
 
 
-def summarize_ew(per: dict[str, SetScore], idx: np.ndarray | None = None) -> dict[str, Any]:
-    """Per-mapping P/R/F, EW_L1_mean, EW_L2_mean and M_avg_12 (optionally on a resample ``idx``)."""
-    out: dict[str, Any] = {m: s.summary(idx) for m, s in per.items()}
+def summarize_ew(
+    per: dict[str, SetScore], idx: np.ndarray | None = None, *, empty: float = 0.0, zero_f: float = 0.0
+) -> dict[str, Any]:
+    """Per-mapping P/R/F, EW_L1_mean, EW_L2_mean and M_avg_12 (optionally on a resample ``idx``).
+
+    ``empty`` / ``zero_f``: see ``SetScore.summary`` (NaN propagates into the means, as in the official code).
+    """
+    out: dict[str, Any] = {m: s.summary(idx, empty=empty, zero_f=zero_f) for m, s in per.items()}
     for j in (1, 2):
         out[f"EW_L{j}_mean"] = ew_mean([out[f"M3_W{k}_L{j}"] for k in range(1, 6)])
     out["M_avg_12"] = float(np.mean([out[m]["F"] for m in metric_names()]))
@@ -424,19 +455,27 @@ def score_wheel(gold_path: Path, pred_path: Path, opts: WheelOptions) -> Scored:
     pred = read_openset_csv(pred_path, style=style)
     names, extra = align_names(gold, pred)
     per = ew_set_scores([gold.items[n] for n in names], [pred.items[n] for n in names], wheel)
-    summary = summarize_ew(per)
+    # the official P, R are np.mean over the scored samples (NaN when none); F = 2PR/(P+R) is NaN when
+    # P + R = 0 in the AffectGPT/MER2025 code (affectgpt2025) and 0 in MER2026; clean mode uses 0
+    nan_f = opts.mode == "published" and wheel.version == "affectgpt2025"
+    zero_f = float("nan") if nan_f else 0.0
+    summary = summarize_ew(per, empty=float("nan"), zero_f=zero_f)
     main = f"EW_L{opts.level}_mean"
+    level_metrics = [f"M3_W{k}_L{opts.level}" for k in range(1, 6)]
     values = {
         "score": summary[main]["F"],
         "main": main,
         **summary,
         "n": len(names),
+        "n_empty_pred": sum(1 for n in names if not pred.items[n]),
         "n_extra_pred": len(extra),
         "wheel_version": wheel.version,
         "level": opts.level,
         "list_style": style,
     }
-    level_metrics = [f"M3_W{k}_L{opts.level}" for k in range(1, 6)]
+    why = _undefined_reasons(summary, level_metrics, zero_f)
+    if why:
+        values["undefined"] = why
 
     def resample(idx: np.ndarray) -> float:
         return float(np.mean([per[m].summary(idx)["F"] for m in level_metrics]))

@@ -25,7 +25,7 @@ from emollm.model.checkpoint import (
     save_checkpoint,
     verify_checkpoint,
 )
-from emollm.model.system import load_system
+from emollm.model.resolve import load_system
 
 
 def _modes(root: Path) -> dict[str, int]:

@@ -90,7 +90,7 @@ def test_every_eval_option_field_is_a_flag_of_emollm_eval() -> None:
     missing = sorted(set(EvalOptions.model_fields) - {"endpoint", "progress"} - names)
     assert not missing, f"EvalOptions fields without an `emollm eval` option: {missing}"
     helps = {p.name: getattr(p, "help", None) for p in eval_cmd.params}
-    assert helps["features"] == "Feature cache folder (shared with training and extraction)."
+    assert helps["limit"] == "At most this many samples per task (the first ones of the split)."
 
 
 def test_every_bench_setting_is_a_flag_of_emollm_bench() -> None:

@@ -21,7 +21,7 @@ import pytest
 
 from emollm.answers import MISSING_CELLS, parse_emotion_list, read_openset, read_sentiment
 from emollm.evaluation.readers import read_openset_csv
-from emollm.evaluation.report import _metric_rows, summary_rows
+from emollm.evaluation.render import _metric_rows, summary_rows
 from emollm.evaluation.score import score
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from emollm.answers import read_openset
 from emollm.evaluation.readers import read_openset_csv
-from emollm.evaluation.report import _openset_cell
+from emollm.evaluation.scoring import _openset_cell
 from emollm.inference.predict import PredictOptions, load_records, run_predict, write_submission
 
 ANSWERS: dict[str, list[str]] = {

@@ -106,7 +106,7 @@ _PROBE = textwrap.dedent(
     from emollm.features.featurizer import Featurizer
     from emollm.inference.chat import ChatSession
     from emollm.inference.engine import Predictor
-    from emollm.model.system import load_system
+    from emollm.model.resolve import load_system
     system = load_system("tiny-fast")
     chat = ChatSession(Predictor(system, Featurizer(system.encoders, None, mode="live")))
     chat.ask("How?", task="label")

@@ -114,7 +114,7 @@ def _add(space: LabelSpace) -> None:
 _add(LabelSpace("mer6", ("neutral", "angry", "happy", "sad", "worried", "surprise")))
 # MERR (Emotion-LLaMA) nine classes, in the order of its dataset code.
 _add(LabelSpace("merr9", ("neutral", "angry", "happy", "sad", "worried", "surprise", "fear", "contempt", "doubt")))
-# DFEW / FER-style seven classes.
+# DFEW / FER-style seven classes, in DFEW's label-file order (label k = labels[k - 1]).
 _add(LabelSpace("dfew7", ("happy", "sad", "neutral", "angry", "surprise", "disgust", "fear")))
 # MELD's own surface forms (npz index order).
 _add(
@@ -127,6 +127,50 @@ _add(
 # IEMOCAP four classes (excited is merged into happy by the MERBench convention).
 _add(LabelSpace("iemocap4", ("happy", "sad", "neutral", "angry"), aliases={"excited": "happy"}))
 _add(LabelSpace("sentiment3", ("positive", "negative", "neutral")))
+# MAFW eleven single labels, in the order of its label files (R1-Omni's eval script numbers them 1..11).
+_add(
+    LabelSpace(
+        "mafw11",
+        (
+            "anger",
+            "disgust",
+            "fear",
+            "happiness",
+            "neutral",
+            "sadness",
+            "surprise",
+            "contempt",
+            "anxiety",
+            "helplessness",
+            "disappointment",
+        ),
+        aliases={
+            "angry": "anger",
+            "mad": "anger",
+            "furious": "anger",
+            "disgusted": "disgust",
+            "disgusting": "disgust",
+            "fearful": "fear",
+            "afraid": "fear",
+            "scared": "fear",
+            "happy": "happiness",
+            "joy": "happiness",
+            "joyful": "happiness",
+            "calm": "neutral",
+            "sad": "sadness",
+            "unhappy": "sadness",
+            "surprised": "surprise",
+            "astonished": "surprise",
+            "contemptuous": "contempt",
+            "scorn": "contempt",
+            "anxious": "anxiety",
+            "worried": "anxiety",
+            "worry": "anxiety",
+            "helpless": "helplessness",
+            "disappointed": "disappointment",
+        },
+    )
+)
 
 
 def label_space(name: str) -> LabelSpace:

@@ -5,6 +5,8 @@
     emollm score --metric wheel --gold ov.csv --pred pred.csv --wheel emotion_wheel --wheel-version mer2026
     emollm eval --checkpoint runs/mini/final --suite eval/suites/synthmer.yaml
     emollm eval -c mini --tasks mer2023_test1 --root mer2023=/data/MER2023 --limit 50
+    emollm score --metric hitrate --gold gold.csv --wheel emotion_wheel --pred e30=p30.csv --pred e35=p35.csv
+    emollm leaderboard runs/eval/a runs/eval/b --out runs/leaderboard
 
 ``score`` prints the result as JSON on stdout (and writes it atomically with ``--out``); bad input
 (missing or malformed files, unknown names or labels, wrong options) prints one ``error:`` line on
@@ -35,20 +37,40 @@ from emollm.inference.remote import (
 METRIC_HELP = (
     "classification (accuracy, WAF, macro F1, UAR/WAR), mer2023 (WAF - 0.25*MSE; --split), mer2024 (WAF), "
     "ov (MER2024-OV; --synonyms), wheel (EW set F-score; --wheel), hitrate (MER-UniBench; --wheel), "
-    "sentiment (binary weighted F1 on non-zero gold)"
+    "sentiment (binary weighted F1 on non-zero gold), uar_war (DFEW/MAFW), mer2025_semi, mer2025_fg (--wheel), "
+    "emobench (EmoBench-M), mme_emotion (--task, --judge, --clues), mme_emotion_rec (--task)"
 )
 
 
 def score_command(
-    metric: str = typer.Option(..., "--metric", "-m", help=METRIC_HELP),
-    gold: Path = typer.Option(..., "--gold", help="Gold CSV (name,discrete[,valence] / name,openset / name,valence)."),
-    pred: Path = typer.Option(..., "--pred", help="Prediction CSV (name,discrete[,valence] / name,openset)."),
+    metric: str | None = typer.Option(None, "--metric", "-m", help=METRIC_HELP + " (not needed for run folders)"),
+    gold: Path | None = typer.Option(
+        None, "--gold", help="Gold CSV (name,discrete[,valence] / name,openset / name,valence)."
+    ),
+    pred: list[str] = typer.Option(
+        ...,
+        "--pred",
+        help="Prediction CSV (name,discrete[,valence] / name,openset), or an eval run folder; repeat for several "
+        "runs (seeds, checkpoints, models), optionally as NAME=PATH.",
+    ),
+    extractor: Path | None = typer.Option(
+        None, "--extractor", help="ExtractorConfig YAML: predictions are free text read by that LLM (AffectGPT)."
+    ),
+    markdown: Path | None = typer.Option(None, "--markdown", help="Several runs: also write the table as Markdown."),
     synonyms: Path | None = typer.Option(None, "--synonyms", help="ov: cached GPT groupings (openset-synonym.zip)."),
     wheel: Path | None = typer.Option(None, "--wheel", help="wheel/hitrate: emotion-wheel resource folder."),
     wheel_version: str | None = typer.Option(None, "--wheel-version", help="affectgpt2025 (default) or mer2026."),
     level: int | None = typer.Option(None, "--level", help="wheel: main EW level, 1 (default) or 2."),
     split: str | None = typer.Option(None, "--split", help="mer2023: test1, test2 or test3."),
-    label_space: str | None = typer.Option(None, "--label-space", help="classification: label space (default mer6)."),
+    label_space: str | None = typer.Option(
+        None, "--label-space", help="classification / uar_war: label space (mer6, dfew7, mafw11...)."
+    ),
+    candidates: Path | None = typer.Option(
+        None, "--candidates", help="mer2025_semi/fg: track_all_candidates.csv (the submission covers exactly these)."
+    ),
+    task: str | None = typer.Option(None, "--task", help="mme_emotion(_rec): ER-Lab, ER-Wild, ..., ML-ER, IR."),
+    judge: Path | None = typer.Option(None, "--judge", help="mme_emotion: JudgeConfig YAML of the LLM judge."),
+    clues: Path | None = typer.Option(None, "--clues", help="mme_emotion: the dataset folder with the audio clues."),
     mode: str = typer.Option("published", "--mode", help="published (keep the official quirks) or clean."),
     bootstrap: int = typer.Option(0, "--bootstrap", help="Bootstrap resamples for a confidence interval (0: off)."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
@@ -65,13 +87,15 @@ def score_command(
         "level": level,
         "split": split,
         "label_space": label_space,
+        "candidates": candidates,
+        "task": task,
+        "judge": judge,
+        "clues": clues,
     }
     options = {k: v for k, v in given.items() if v is not None}
     try:
-        from emollm.evaluation.score import score
-
-        result = score(metric, gold, pred, mode=mode, bootstrap=bootstrap, seed=seed, alpha=alpha, **options)
-    except (ConfigError, ValueError, KeyError, FileNotFoundError) as e:
+        result = _score_preds(metric, gold, pred, extractor, out, markdown, mode, bootstrap, seed, alpha, options)
+    except (ConfigError, ValueError, KeyError, FileNotFoundError, RuntimeError) as e:
         msg = str(e.args[0] if isinstance(e, KeyError) and e.args else e)
         if isinstance(e, ConfigError):  # option keys -> the flags a user typed
             msg = re.sub(r"key '(\w+)'", lambda m: "option --" + m.group(1).replace("_", "-"), msg)
@@ -83,6 +107,61 @@ def score_command(
 
         atomic_write_text(out, text + "\n")
     typer.echo(text)
+
+
+def _score_preds(
+    metric: str | None,
+    gold: Path | None,
+    preds: list[str],
+    extractor: Path | None,
+    out: Path | None,
+    markdown: Path | None,
+    mode: str,
+    bootstrap: int,
+    seed: int,
+    alpha: float,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """One file (the plain result), several files (per run + mean ± std + max) or several run folders."""
+    from emollm.evaluation import multirun
+    from emollm.evaluation.score import score
+
+    named = multirun.parse_named(preds)
+    dirs = [p for _, p in named if p.is_dir()]
+    if dirs and len(dirs) != len(named):
+        raise ValueError("--pred: give either prediction files or eval run folders, not both")
+    if dirs:
+        if extractor is not None:
+            raise ValueError("--extractor reads prediction files; for run folders rerun emollm eval --extractor")
+        result = multirun.score_run_dirs(named, bootstrap=bootstrap, seed=seed, alpha=alpha)
+    else:
+        if metric is None or gold is None:
+            raise ValueError("--metric and --gold are required to score prediction files")
+        described: dict[str, Any] | None = None
+        if extractor is not None:
+            import tempfile
+
+            from emollm.evaluation.extract import Extractor, extract_prediction_file, load_extractor_config
+
+            work = (out.parent if out else Path(tempfile.mkdtemp(prefix="emollm-extract-"))) / "extracted"
+            cfg = load_extractor_config(extractor, work / "cache")
+            with Extractor(cfg) as ex:
+                named = [(n, extract_prediction_file(metric, p, ex, work / n)) for n, p in named]
+                described = ex.describe()
+        kw = {"mode": mode, "bootstrap": bootstrap, "seed": seed, "alpha": alpha, **options}
+        if len(named) == 1:
+            result = score(metric, gold, named[0][1], **kw)
+        else:
+            result = multirun.score_files(metric, gold, named, **kw)
+        if described is not None:
+            result["extractor"] = described
+    if markdown is not None:
+        from emollm.io import atomic_write_text
+
+        if "runs" not in result:
+            raise ValueError("--markdown needs several runs (repeat --pred)")
+        atomic_write_text(markdown, multirun.render_markdown(result))
+    return result
 
 
 def _split_commas(v: str | None) -> list[str]:
@@ -122,6 +201,8 @@ EVAL_FLAGS = {
     "device": Flag(type=str, default="auto", parse=lambda v: _device(v),
                    help="auto (cuda if available) | cpu | cuda | cuda:N."),
     "judge": Flag(type=Path | None, parse=lambda v: str(v) if v else None),
+    "extractor": Flag(type=Path | None, parse=lambda v: str(v) if v else None,
+                      help="ExtractorConfig YAML: an LLM reads open-set/sentiment answers (AffectGPT)."),
 }  # fmt: skip
 
 
@@ -230,7 +311,26 @@ def _list_tasks() -> None:
     typer.echo("suites: " + ", ".join(p.stem for p in sorted(suite_dir().glob("*.yaml"))))
 
 
+def leaderboard_command(
+    runs: list[str] = typer.Argument(..., help="Eval run folders (emollm eval --out), optionally NAME=DIR."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for leaderboard.{md,html,json,png} and prompts/."),
+    title: str = typer.Option("Leaderboard", "--title", help="Heading of the tables and the plot."),
+    plot: bool = typer.Option(True, "--plot/--no-plot", help="Write leaderboard.png (matplotlib)."),
+) -> None:
+    """Several models' runs on one suite side by side: Markdown and HTML tables, a plot, prompts and protocol."""
+    from emollm.evaluation.leaderboard import _parse_runs, build_leaderboard, write_leaderboard
+
+    try:
+        lb = build_leaderboard(_parse_runs(runs), title=title)
+        files = write_leaderboard(lb, out, plot=plot)
+    except (ValueError, FileNotFoundError) as e:
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{len(lb.models)} models x {len(lb.tasks)} tasks: {files['md']}  {files['html']}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the evaluation commands to the ``emollm`` app."""
     app.command("score")(score_command)
     app.command("eval")(eval_command)
+    app.command("leaderboard")(leaderboard_command)

@@ -56,6 +56,9 @@ class EvalOptions(Strict):
     """Override how classification tasks answer (constrained scoring or free text)."""
     judge: str | None = None
     """An LLM judge config YAML (``JudgeConfig``) for explanation tasks; overrides the suite's."""
+    extractor: str | None = None
+    """An ``ExtractorConfig`` YAML: open-set and sentiment answers are read by that LLM (AffectGPT's producer
+    step, ``emollm.evaluation.extract``) instead of the deterministic readers."""
     progress: bool = True
 
     @model_validator(mode="after")

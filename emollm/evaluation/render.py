@@ -108,6 +108,10 @@ def _task_markdown(name: str, t: dict[str, Any]) -> list[str]:
         f"({d['n_without_gold']} without gold left out), label space {d['label_space']}",
         f"- answers: {t['method']}" + (f", reading {t['reading']}" if t.get("reading") else ""),
     ]
+    ex = (t.get("answers") or {}).get("extractor")
+    if isinstance(ex, dict):  # who turned free text into words / sentiments (emollm.evaluation.extract)
+        off = " (official AffectGPT setting)" if ex.get("official") else ""
+        lines.append(f"- words read by: {ex.get('kind')} `{ex.get('id')}`{off}")
     if t.get("notes"):
         lines.append(f"- notes: {' '.join(t['notes'].split())}")
     lines.append("")

@@ -70,9 +70,9 @@ def score_task(tp: TaskPlan, store: RecordStore, out: Path, plan: Plan, opts: Ev
         res, answers = score_classification(tp, store, out, plots)
         res.update(classification_analyses(tp, store, answers, plots, out, res["plots"]))
     elif kind == "openset":
-        res = score_openset(tp, store, out, opts.roots)
+        res = score_openset(tp, store, out, opts.roots, opts.extractor)
     elif kind == "sentiment":
-        res = score_sentiment(tp, store, out, opts.roots)
+        res = score_sentiment(tp, store, out, opts.roots, opts.extractor)
     else:
         res = score_explanation(tp, store, out, plan.judge)
     task = tp.task
@@ -136,6 +136,7 @@ def write_report(
             "modalities": opts.modalities,
             "reading": opts.reading,
             "method": opts.method,
+            "extractor": opts.extractor,
             "roots": dict(opts.roots),
         },
         "run": {**stats, "records_dir": "records", "shards": shard_stats},

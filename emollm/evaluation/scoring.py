@@ -25,8 +25,6 @@ from emollm.answers import (
     ReadingMode,
     original_rule_labels,
     read_labels,
-    read_openset,
-    sentiment_of_words,
 )
 from emollm.evaluation.metrics.classification import classification_metrics
 from emollm.io import atomic_write_text
@@ -43,7 +41,9 @@ def _csv_text(header: list[str], rows: list[list[Any]]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
-    w.writerows(rows)
+    # csv quotes a cell holding \n but not one holding a lone \r (not in the line terminator), which a reader
+    # then splits into two records: model replies may hold either, so carriage returns become \n
+    w.writerows([[c.replace("\r\n", "\n").replace("\r", "\n") if isinstance(c, str) else c for c in r] for r in rows])
     return buf.getvalue()
 
 
@@ -310,19 +310,24 @@ def _lexicon_reader(tp: TaskPlan, roots: dict[str, str]) -> Any:
     return tp.data.space.mentions
 
 
-def score_openset(tp: TaskPlan, store: RecordStore, out: Path, roots: dict[str, str]) -> dict[str, Any]:
+def score_openset(
+    tp: TaskPlan, store: RecordStore, out: Path, roots: dict[str, str], extractor: str | None = None
+) -> dict[str, Any]:
+    from emollm.evaluation.extract import answer_words
+
     task = tp.task
     recs = _records(tp, tp.condition("base"), store)
     lexicon = _lexicon_reader(tp, roots)
-    words = [read_openset(r.get("text"), "clean", lexicon) for r in recs]
+    words, reader = answer_words(recs, [s.id for s in tp.samples], lexicon, extractor, out)
     gold_csv, sub_csv = out / "gold" / f"{task.name}.csv", out / "submissions" / f"{task.name}.csv"
     if task.gold_field == "openset":
         g_rows = [[s.id, _openset_cell(list(s.openset or []))] for s in tp.samples]
         atomic_write_text(gold_csv, _csv_text(["name", "openset"], g_rows))
     else:
         atomic_write_text(gold_csv, _csv_text(["name", "discrete"], [[s.id, s.label] for s in tp.samples]))
-    sub_rows = [[s.id, _openset_cell(w)] for s, w in zip(tp.samples, words, strict=True)]
-    atomic_write_text(sub_csv, _csv_text(["name", "openset"], sub_rows))
+    # text: the raw reply, for metrics that judge it (mme_emotion); list readers ignore extra columns
+    sub_rows = [[s.id, _openset_cell(w), r.get("text") or ""] for s, w, r in zip(tp.samples, words, recs, strict=True)]
+    atomic_write_text(sub_csv, _csv_text(["name", "openset", "text"], sub_rows))
     res: dict[str, Any] = {"files": {"gold": _rel(gold_csv, out), "submission": _rel(sub_csv, out)}}
     res["metrics"] = _run_metrics(tp, gold_csv, sub_csv, out)
     n_empty = sum(1 for w in words if not w)
@@ -330,7 +335,7 @@ def score_openset(tp: TaskPlan, store: RecordStore, out: Path, roots: dict[str, 
         "n": len(words),
         "n_unparsed": n_empty,
         "unparsed_rate": n_empty / len(words),
-        "extractor": "list split, else lexicon",
+        "extractor": reader,
     }
     rows = [
         {"id": s.id, "gold": s.openset if task.gold_field == "openset" else s.label, "pred": w, "text": r.get("text")}
@@ -342,17 +347,21 @@ def score_openset(tp: TaskPlan, store: RecordStore, out: Path, roots: dict[str, 
     return res
 
 
-def score_sentiment(tp: TaskPlan, store: RecordStore, out: Path, roots: dict[str, str]) -> dict[str, Any]:
+def score_sentiment(
+    tp: TaskPlan, store: RecordStore, out: Path, roots: dict[str, str], extractor: str | None = None
+) -> dict[str, Any]:
+    from emollm.evaluation.extract import answer_sentiments
+
     task = tp.task
     base = tp.condition("base")
     recs = _records(tp, base, store)
     words: list[list[str]] | None = None
+    reader: dict[str, Any] = {"kind": "constrained", "id": "score_labels"}
     if tp.method == "score_labels":
         preds: list[str | None] = [base.to_canonical(r["answer"]) for r in recs]
     else:
         lexicon = _lexicon_reader(tp, roots)
-        words = [read_openset(r.get("text"), "clean", lexicon) for r in recs]
-        preds = [sentiment_of_words(w) for w in words]
+        words, preds, reader = answer_sentiments(recs, [s.id for s in tp.samples], lexicon, extractor, out)
     bad = [p for p in preds if p is not None and p not in ("positive", "negative", "neutral")]
     if bad:
         raise ValueError(f"task {task.name!r}: sentiment answers must be positive/negative/neutral, got {bad[:3]}")
@@ -363,7 +372,7 @@ def score_sentiment(tp: TaskPlan, store: RecordStore, out: Path, roots: dict[str
     res: dict[str, Any] = {"files": {"gold": _rel(gold_csv, out), "submission": _rel(sub_csv, out)}}
     res["metrics"] = _run_metrics(tp, gold_csv, sub_csv, out)
     n_un = sum(1 for p in preds if p is None)
-    res["answers"] = {"n": len(preds), "n_unparsed": n_un, "unparsed_rate": n_un / len(preds)}
+    res["answers"] = {"n": len(preds), "n_unparsed": n_un, "unparsed_rate": n_un / len(preds), "extractor": reader}
     rows = []
     for i, (s, p, r) in enumerate(zip(tp.samples, preds, recs, strict=True)):
         row: dict[str, Any] = {"id": s.id, "valence_gold": s.valence, "pred": p}

@@ -140,22 +140,21 @@ JSON_ANSWER_SCHEMA: dict[str, Any] = {
 }
 """What a ``response_format`` JSON answer holds: the emotion label and the explanation it came from."""
 
-# OpenAI request fields this server does not implement: a value other than these defaults is a 400.
-_UNSUPPORTED: dict[str, tuple[Any, str]] = {
-    "tools": (None, "tools / function calling are not supported by this model; use response_format json_schema"),
-    "tool_choice": (None, "tool_choice is not supported (no tools); use response_format json_schema"),
-    "parallel_tool_calls": (None, "parallel_tool_calls is not supported (no tools)"),
-    "functions": (None, "functions are not supported by this model; use response_format json_schema"),
-    "function_call": (None, "function_call is not supported (no functions)"),
-    "audio": (None, "audio output is not supported; the model answers in text"),
-    "modalities": (None, "output modalities are not supported; the model answers in text"),
-    "prediction": (None, "predicted outputs are not supported"),
-    "logit_bias": (None, "logit_bias is not supported"),
-    "frequency_penalty": (0, "frequency_penalty is not supported; use repetition_penalty (emollm extension)"),
-    "presence_penalty": (0, "presence_penalty is not supported; use repetition_penalty (emollm extension)"),
-    "reasoning_effort": (None, "reasoning_effort is not supported"),
-    "web_search_options": (None, "web search is not supported"),
-    "service_tier": (None, "service_tier is not supported"),
+# OpenAI request fields this server does not implement: (values that ask for nothing, why a value is refused)
+_UNSUPPORTED: dict[str, tuple[tuple[Any, ...], str]] = {
+    "tools": ((None, []), "tools / function calling are not supported by this model; use response_format json_schema"),
+    "tool_choice": ((None, "none", "auto"), "tool_choice is not supported (no tools); use response_format json_schema"),
+    "functions": ((None, []), "functions are not supported by this model; use response_format json_schema"),
+    "function_call": ((None, "none", "auto"), "function_call is not supported (no functions)"),
+    "audio": ((None,), "audio output is not supported; the model answers in text"),
+    "modalities": ((None, ["text"]), "output modalities other than text are not supported"),
+    "prediction": ((None,), "predicted outputs are not supported"),
+    "logit_bias": ((None, {}), "logit_bias is not supported"),
+    "frequency_penalty": ((None, 0), "frequency_penalty is not supported; use repetition_penalty (emollm extension)"),
+    "presence_penalty": ((None, 0), "presence_penalty is not supported; use repetition_penalty (emollm extension)"),
+    "reasoning_effort": ((None,), "reasoning_effort is not supported"),
+    "web_search_options": ((None,), "web search is not supported"),
+    "service_tier": ((None, "auto", "default"), "service_tier is not supported"),
 }
 
 
@@ -189,6 +188,7 @@ class ChatRequest(_StrictModel):
     tools: Any = None
     tool_choice: Any = None
     parallel_tool_calls: Any = None
+    """Accepted and not used (meaningless without tools)."""
     functions: Any = None
     function_call: Any = None
     audio: Any = None
@@ -204,9 +204,9 @@ class ChatRequest(_StrictModel):
 
 def check_supported(req: ChatRequest) -> None:
     """400 for what the request asks that this server does not do (rather than silently ignoring it)."""
-    for name, (default, why) in _UNSUPPORTED.items():
+    for name, (harmless, why) in _UNSUPPORTED.items():
         value = getattr(req, name)
-        if value is not None and value != default:
+        if value is not None and not any(value == h for h in harmless if h is not None):
             raise ApiError(400, f"{name}: {why}", code="unsupported_parameter", param=name)
     if req.n not in (None, 1):
         raise ApiError(400, "n: only n=1 is supported", code="unsupported_parameter", param="n")
@@ -551,10 +551,8 @@ def completion_ext(reply: Reply, want_probs: bool, labels: Any = None) -> dict[s
 
 def read_label_from(text: str, space: Any) -> str | None:
     """The label an explanation names, read by the answer reader (None: it names none)."""
-    try:
-        from emollm.answers import read_label  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        from emollm.answers import read_label
+    from emollm.answers import read_label
+
     return read_label(text, space).label
 
 

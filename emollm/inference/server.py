@@ -106,8 +106,8 @@ class ServeSettings(Strict):
     max_body_mb: float = Field(64.0, gt=0)
     max_seconds: float = Field(120.0, gt=0)
     """Longest accepted clip (probed duration)."""
-    max_new_tokens: int = Field(512, ge=1)
-    """Cap (and default) for ``max_tokens`` / ``max_completion_tokens``."""
+    max_new_tokens: int = Field(512, ge=1, le=4096)
+    """Cap (and default) for ``max_tokens`` / ``max_completion_tokens`` (at most GenerationOptions' 4096)."""
     max_queue: int = Field(16, ge=1)
     """Requests waiting for the model beyond this get 503."""
     max_uploads: int = Field(64, ge=1)

@@ -268,6 +268,9 @@ def _check_bench(p: dict[str, Any]) -> None:
 def _check_score(p: dict[str, Any]) -> None:
     from emollm.evaluation.metrics import METRICS
 
+    if p["metric"] is None:  # eval run folders carry their metrics
+        assert p["gold"] is None, "--gold without --metric"
+        return
     assert p["metric"] in METRICS.names(), f"unknown metric {p['metric']!r}; metrics: {', '.join(METRICS.names())}"
 
 

@@ -103,14 +103,19 @@ _PROBE = textwrap.dedent(
     if sys.argv[1] == "quiet":
         from emollm.log import quiet_known_warnings
         quiet_known_warnings()
-    from emollm.features.featurizer import Featurizer
-    from emollm.inference.chat import ChatSession
-    from emollm.inference.engine import Predictor
+    import torch
+    from emollm.data.conversation import Conversation, Message
     from emollm.model.resolve import load_system
+    assert "emollm.inference.chat" not in sys.modules  # importing chat would quiet the control run
     system = load_system("tiny-fast")
-    chat = ChatSession(Predictor(system, Featurizer(system.encoders, None, mode="live")))
-    chat.ask("How?", task="label")
-    chat.ask("Why?", task="explain", max_new_tokens=4, repetition_penalty=1.15, no_repeat_ngram_size=4)
+    proc, model = system.processor, system.model.eval()
+    enc = proc.encode(Conversation([Message("user", ["How does she feel?"])]), generation=True)
+    batch = proc.collate([enc], padding_side="left")
+    with torch.no_grad():
+        cands = [proc.tok(w, add_special_tokens=False)["input_ids"] + [proc.stop_ids[0]] for w in ("sad", "happy")]
+        model.score_labels(batch["input_ids"], batch["attention_mask"], {}, cands)
+        model.generate(batch["input_ids"], batch["attention_mask"], {}, max_new_tokens=4,
+                       repetition_penalty=1.15, no_repeat_ngram_size=4)
     print("probe done")
     """
 )

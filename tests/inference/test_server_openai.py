@@ -221,13 +221,16 @@ def test_tools_and_unknown_fields_are_refused_but_emollm_extras_work(sdk) -> Non
     with pytest.raises(openai.BadRequestError) as e:
         sdk.chat.completions.create(model=MODEL, messages=msgs, tools=[tool], tool_choice="required")
     assert e.value.body["code"] == "unsupported_parameter" and "tools" in e.value.body["message"]
-    for field, value in [("frequency_penalty", 0.5), ("logit_bias", {"1": 5}), ("n", 2)]:
+    for field, value in [("frequency_penalty", 0.5), ("logit_bias", {"1": 5}), ("n", 2), ("tool_choice", "required")]:
         with pytest.raises(openai.BadRequestError) as e:
             sdk.chat.completions.create(model=MODEL, messages=msgs, **{field: value})
         assert e.value.body["param"] == field, field
     with pytest.raises(openai.BadRequestError) as e:
         sdk.chat.completions.create(model=MODEL, messages=msgs, extra_body={"temprature": 0.2})
     assert e.value.body["code"] == "unknown_parameter" and e.value.body["param"] == "temprature"
+    harmless = {"tools": [], "tool_choice": "none", "parallel_tool_calls": False, "frequency_penalty": 0.0}
+    r = sdk.chat.completions.create(model=MODEL, messages=msgs, max_tokens=2, user="u1", **harmless)
+    assert r.choices[0].message.content is not None  # values that ask for nothing are fine
     extras = {"repetition_penalty": 1.0, "no_repeat_ngram_size": 0, "top_k": 5, "seed": 3}
     with_sub = [{"role": "user", "content": "How does she feel?", "subtitle": "I lost it."}]
     r = sdk.chat.completions.create(model=MODEL, messages=with_sub, max_tokens=4, extra_body=extras)
@@ -264,3 +267,15 @@ def test_strict_validation_every_error_has_a_code(server, sdk) -> None:
     assert e.value.body["code"] == "unsupported_audio_format" and "aiff" in e.value.body["message"]
     ok = sdk.chat.completions.create(model=MODEL, messages=user, max_tokens=1)
     assert ok.usage.completion_tokens == 1
+
+
+def test_openset_answer_is_read_into_words(sdk) -> None:
+    r = sdk.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Which emotion words fit?"}],
+        max_tokens=8,
+        extra_body={"emollm": {"task": "openset"}},
+    )
+    ext = r.model_extra["emollm"]
+    assert ext["task"] == "openset" and isinstance(ext["openset"], list)
+    assert all(isinstance(w, str) and w for w in ext["openset"])

@@ -142,6 +142,8 @@ def test_web_page_trained_desktop_max_tokens_and_clean_turns(browser, server, te
     assert all("[label]" not in t and "[explain]" not in t for t in you), you
     assert page.locator("#probs .bar").count() == 0
     assert [(b["max_tokens"], b["emollm"].get("probs")) for b in bodies] == [(6, False), (6, False)], bodies
+    # the decoding defaults shown and sent are the server's (GenerationOptions)
+    assert [(b["repetition_penalty"], b["no_repeat_ngram_size"]) for b in bodies] == [(1.15, 4)] * 2
     # then a clip: probabilities appear
     page.set_input_files("#file", str(man.media_path(samples[4], "video")))
     assert page.locator("#preview video").count() == 1
@@ -191,6 +193,7 @@ def test_web_page_phone_width_untrained_banner_and_stop(browser, untrained_serve
     page.wait_for_function("document.getElementById('status').textContent === 'done'", timeout=60_000)
     assert len(bodies[-1]["messages"]) == 3 and bodies[-1]["messages"][1]["role"] == "assistant"
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert "/reset" not in page.content()  # no CLI commands on the page
     _shot(page, tmp_path, "web_phone.png")
     assert errors == []
     page.close()

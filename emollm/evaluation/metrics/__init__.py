@@ -13,6 +13,13 @@ ov              ``openset``                 MER2024 MER-OV (Accuracy_s + Recall_
 wheel           ``wheel``                   EW-L1 (or L2) F-score averaged over the 5 emotion wheels
 hitrate         ``unibench``                MER-UniBench hit rate, mean over the 5 level-1 wheels
 sentiment       ``unibench``                binary weighted F1 on non-zero gold
+uar_war         ``dfer``                    DFEW / MAFW UAR (mean over folds when the gold has a fold column)
+mer2025_semi    ``mer2025``                 MER2025 Track 1 WAF (optionally the 20,000-candidate check)
+mer2025_fg      ``mer2025``                 MER2025 Track 2 mean of EW-L1 and EW-L2 F
+emobench        ``emobench``                EmoBench-M accuracy (official: empty dropped; clean: wrong)
+emobench_joint  ``emobench``                EmoBench-M MC-EIU joint emotion + intent accuracy
+mme_emotion     ``mme_emotion``             MME-Emotion CoT = (Rec + Rea) / 2 with the two-stage judge
+mme_emotion_rec ``mme_emotion``             MME-Emotion judge-free recognition (gold labels among the words)
 ==============  ==========================  ===============================================================
 
 Use them through ``emollm.evaluation.score.score`` (``emollm score`` on the command line)::
@@ -28,7 +35,17 @@ indices into ``0..n_items-1``), which ``bootstrap`` uses for confidence interval
 and modes are documented in docs/METRICS.md.
 """
 
-from emollm.evaluation.metrics import classification, mer, openset, unibench, wheel  # noqa: F401  (register)
+from emollm.evaluation.metrics import (  # noqa: F401  (each module registers its metric names)
+    classification,
+    dfer,
+    emobench,
+    mer,
+    mer2025,
+    mme_emotion,
+    openset,
+    unibench,
+    wheel,
+)
 from emollm.evaluation.metrics.registry import (
     METRICS,
     MetricSpec,

@@ -58,7 +58,7 @@ def _npy_text(data: bytes, where: str) -> str:
 def load_synonym_groupings(path: str | Path) -> dict[str, str]:
     """Cached GPT groupings: a zip of ``<dir>/<name>.npy`` (``openset-synonym.zip``) or a folder of ``.npy``.
 
-    Returns name -> raw grouping text (parse with ``readers.parse_grouping``).
+    Returns name -> raw grouping text (parse with ``emollm.answers.parse_grouping``).
     """
     p = Path(path)
     out: dict[str, str] = {}

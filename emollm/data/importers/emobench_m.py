@@ -1,0 +1,137 @@
+"""EmoBench-M importer: the benchmark's LLaVA-style JSON files (one per scenario) and their clips.
+
+Layout under the corpus root (the Google Drive release of Emo-gml/EmoBench-M)::
+
+    benchmark_json/MOSI.json        [{"id", "video", "conversations": [{"from": "human", "value": "<video>\\n..."},
+                                                                       {"from": "gpt", "value": "<label>"}]}, ...]
+    dataset/MOSI/videos/...         the clips; ``video`` paths are relative to dataset/<scenario>/
+
+One file per scenario (FGMSA, MC-EIU, MELD, MOSEI, MOSI, MUSTARD, RAVDSS_song, RAVDSS_speech, SIMS,
+ch-simsv2s, funny, mer2023, smile). ``files`` maps split -> JSON file (the split is usually the scenario
+name). Per sample: id ``<scenario>/<id>``; the human turn without ``<video>`` -> meta.instruction; the
+candidate labels listed by the instruction ("... following labels as your final answer: a, b, c.", or
+"Choose one emotion: ...") -> meta.candidates; "The person in (the) video says: X." -> subtitle; the gpt
+turn -> meta.answer (lower-cased, as the scorer compares) and, when it is a label of the recipe's label
+space, Sample.label (otherwise the label stays empty and no problem is reported: open-label scenarios
+are scored on meta.answer by the ``emobench`` metric).
+
+    emollm prepare emobench_m --root /data/EmoBench-M
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from emollm.data.importers.base import CommonOptions, ImportContext, register_importer
+from emollm.data.sample import Sample
+
+_CANDIDATES = re.compile(
+    r"(?:final answer|choose one(?: of the following)?(?: labels?)?(?: emotion)?|labels? (?:are|is))\s*:\s*([^.]+)",
+    re.IGNORECASE,
+)
+_SAYS = re.compile(
+    r"The person in (?:the )?video says:\s*(.*?)(?=\s+(?:Determine|Analy[sz]e|Identify|Based|Please|Is |Does |What )|$)",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+class EmoBenchMOptions(CommonOptions):
+    files: dict[str, str] = Field(default_factory=lambda: {"MOSI": "benchmark_json/MOSI.json"}, min_length=1)
+    """split -> scenario JSON file."""
+    video_root: str | None = "dataset/{split}"
+    """Folder the ``video`` paths are relative to ({split} is replaced); None: import without media."""
+
+
+def parse_candidates(instruction: str) -> list[str]:
+    """Candidate labels an EmoBench-M instruction lists (first list only), lower-cased, 'and' removed."""
+    m = _CANDIDATES.search(instruction)
+    if not m:
+        return []
+    items = re.split(r",|\bor\b", m.group(1))
+    out = []
+    for it in items:
+        w = re.sub(r"^\s*and\s+", "", it.strip()).strip(" '\"").lower()
+        if w and w not in out:
+            out.append(w)
+    return out
+
+
+def parse_subtitle(instruction: str) -> str | None:
+    m = _SAYS.search(instruction)
+    return m.group(1).strip() or None if m else None
+
+
+@register_importer("emobench_m", EmoBenchMOptions, "EmoBench-M: benchmark_json/<scenario>.json (LLaVA style) + clips")
+def load_emobench_m(opts: EmoBenchMOptions, ctx: ImportContext) -> list[Sample]:
+    samples: list[Sample] = []
+    for split, rel in opts.files.items():
+        path = ctx.path(rel)
+        if not path.is_file():
+            ctx.problem(path, None, None, "missing_file", f"file not found: {path}", action="excluded", rows_affected=0)
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8-sig"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            ctx.problem(path, None, None, "unreadable_file", f"invalid JSON: {e}", action="excluded", rows_affected=0)
+            continue
+        if not isinstance(data, list):
+            ctx.problem(path, 1, None, "unreadable_file", "expected a JSON list of samples", action="excluded")
+            continue
+        scenario = Path(rel).stem
+        vroot = ctx.path(opts.video_root.replace("{split}", split)) if opts.video_root else None
+        for i, rec in enumerate(data, start=1):
+            sample = _one(ctx, path, i, rec, split, scenario, vroot)
+            if sample is not None:
+                samples.append(sample)
+    return samples
+
+
+def _one(
+    ctx: ImportContext, path: Path, i: int, rec: Any, split: str, scenario: str, vroot: Path | None
+) -> Sample | None:
+    where = f"entry {i}"
+    conv = rec.get("conversations") if isinstance(rec, dict) else None
+    if not isinstance(conv, list) or len(conv) < 2 or not all(isinstance(t, dict) for t in conv):
+        ctx.problem(
+            path, i, "conversations", "malformed_row", f"{where}: needs a human and a gpt turn", action="excluded"
+        )
+        return None
+    human = next((t.get("value", "") for t in conv if t.get("from") == "human"), None)
+    answer = next((t.get("value", "") for t in conv if t.get("from") == "gpt"), None)
+    if not human or answer is None or not str(answer).strip():
+        ctx.problem(path, i, "conversations", "malformed_row", f"{where}: empty human or gpt turn", action="excluded")
+        return None
+    sid = f"{scenario}/{str(rec.get('id', i - 1)).strip()}"
+    if not ctx.claim(sid, path, i):
+        return None
+    instruction = str(human).replace("<video>", "").strip()
+    gold = str(answer).strip().lower()
+    meta: dict[str, Any] = {
+        "scenario": scenario,
+        "instruction": instruction,
+        "candidates": parse_candidates(instruction),
+        "answer": gold,
+    }
+    media: dict[str, str] = {}
+    video = str(rec.get("video") or "").strip()
+    if video and vroot is not None:
+        vp = vroot / video
+        if vp.is_file():
+            media["video"] = ctx.media_ref(vp)
+        else:
+            ctx.problem(path, i, "video", "missing_media", f"no video {vp}; kept without video", sample_id=sid)
+    label = ctx.space.normalize(gold)
+    return Sample(
+        id=sid,
+        corpus=ctx.corpus,
+        split=split,
+        media=media,
+        subtitle=parse_subtitle(instruction),
+        label=label,
+        meta=meta,
+    )

@@ -49,7 +49,7 @@ metrics:
 
 @pytest.fixture(scope="module")
 def tiny_fast() -> Any:
-    from emollm.model.system import load_system
+    from emollm.model.resolve import load_system
 
     return load_system("tiny-fast")
 

@@ -245,7 +245,7 @@ def test_mme_emotion_missing_clue_is_named(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_mme_emotion_judge_sees_frames_at_one_fps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from emollm.media.video import write_video
+    from emollm.media.video_write import write_video
 
     gold, pred = _mme_files(tmp_path)
     videos = tmp_path / "clips"

@@ -70,7 +70,7 @@ def test_submission_keeps_the_raw_reply_for_judges(zs_run: EvalOutcome) -> None:
 def test_csv_cells_with_carriage_returns_read_back() -> None:
     import io
 
-    from emollm.evaluation.report import _csv_text
+    from emollm.evaluation.scoring import _csv_text
 
     text = _csv_text(["name", "openset", "text"], [["a", "['x']", "line one\rline two\r\nthree"]])
     rows = list(csv.reader(io.StringIO(text, newline="")))

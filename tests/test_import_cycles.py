@@ -248,3 +248,35 @@ def test_validating_every_shipped_recipe_does_not_import_torch() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=repo)
     assert proc.returncode == 0, f"validating the recipes imported {proc.stdout.strip()} {proc.stderr[-800:]}"
+
+
+def test_every_emollm_import_in_the_repo_resolves() -> None:
+    """Every ``from emollm.x import y`` in the package, the tests and scripts (function-level included)
+    names something that exists: a module moved by a refactor leaves no stale import behind, even in
+    code paths no other test runs."""
+    import importlib
+
+    repo = ROOT.parent
+    bad = []
+    for folder in ("emollm", "tests", "scripts"):
+        for path in sorted((repo / folder).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+            for node in ast.walk(tree):
+                if not (
+                    isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").startswith(PACKAGE)
+                ):
+                    continue
+                where = f"{path.relative_to(repo)}:{node.lineno}"
+                try:
+                    mod = importlib.import_module(node.module or "")
+                except ImportError as e:
+                    bad.append(f"{where}: {e}")
+                    continue
+                for alias in node.names:
+                    if alias.name == "*" or hasattr(mod, alias.name):
+                        continue
+                    try:
+                        importlib.import_module(f"{node.module}.{alias.name}")
+                    except ImportError:
+                        bad.append(f"{where}: {node.module} has no {alias.name!r}")
+    assert not bad, "imports that do not resolve:\n  " + "\n  ".join(bad)

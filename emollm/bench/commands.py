@@ -5,6 +5,7 @@
     emollm bench generate --preset tiny --max-new-tokens 16           # left-padded batches vs one at a time
     emollm bench extract  --preset tiny-fast --corpus runs/data/bench_synthmer   # cold vs warm feature cache
     emollm bench train    --preset emotion-llama-shapes --device cuda       # the 7B shapes, random weights
+    emollm bench rl       --preset tiny --max-new-tokens 16               # GRPO rollouts: shared prefix vs per rollout
 
 Every command prints a table, then ONE JSON line (the last line of stdout) holding every figure:
 ``fast`` and ``reference`` (samples_per_s, tokens_per_s, seconds, peak_mem_mib, tflops, mfu ...),
@@ -26,13 +27,19 @@ from emollm.bench.configs import (
     EvalBenchConfig,
     ExtractBenchConfig,
     GenerateBenchConfig,
+    RLBenchConfig,
     SynthTextConfig,
     TrainBenchConfig,
     WorkloadConfig,
 )
 from emollm.cli_models import Flag, flat_model, model_command
 
-CONFIGS: dict[str, type[Any]] = {"train": TrainBenchConfig, "eval": EvalBenchConfig, "generate": GenerateBenchConfig}
+CONFIGS: dict[str, type[Any]] = {
+    "train": TrainBenchConfig,
+    "eval": EvalBenchConfig,
+    "generate": GenerateBenchConfig,
+    "rl": RLBenchConfig,
+}
 
 
 def _shape(items: list[str] | None) -> dict[str, Any] | None:
@@ -60,8 +67,19 @@ WORKLOAD_FLAGS = {
     "bucket": Flag("--bucket/--no-bucket"),
     "ignore_eos": Flag("--ignore-eos/--stop-at-eos"),
     "subtitle_sentences": Flag(min=0),
+    "group_size": Flag("--group-size", "-g", min=2),
 }  # fmt: skip
-MIN_ONE = ("grad_accum", "steps", "ref_samples", "repeats", "ref_max_new_tokens", "ref_answer_tokens", "max_new_tokens")
+MIN_ONE = (
+    "grad_accum",
+    "steps",
+    "ref_samples",
+    "repeats",
+    "ref_max_new_tokens",
+    "ref_answer_tokens",
+    "max_new_tokens",
+    "micro_batch_size",
+    "ref_prompts",
+)
 MIN_ZERO = ("warmup_steps", "ref_warmup")
 
 
@@ -155,6 +173,12 @@ def register(app: typer.Typer) -> None:
     )
     bench.command("generate")(
         _model_bench("generate", "Generation: left-padded batches with KV cache vs one prompt at a time (tokens/s).")
+    )
+    bench.command("rl")(
+        _model_bench(
+            "rl",
+            "GRPO: shared-prefix batched rollouts + chunked update vs per-rollout generate (rollouts/s, train samples/s).",
+        )
     )
 
     @bench.command("extract")

@@ -121,3 +121,23 @@ class ExtractBenchConfig(Strict):
     """Parent folder for the fresh cache (None: the system temp folder)."""
     keep_cache: bool = False
     """Keep the cache folder afterwards."""
+
+
+class RLBenchConfig(Strict):
+    workload: WorkloadConfig = Field(default_factory=WorkloadConfig)
+    mixture: str = "data_recipes/mixtures/rl_emotion.yaml"
+    """Instruction mixture YAML the prompts are drawn with."""
+    group_size: int = Field(8, ge=2)
+    """Completions per prompt (G)."""
+    batch_size: int = Field(4, gt=0)
+    """Prompts per rollout call of the fast path."""
+    max_new_tokens: int = Field(32, gt=0)
+    """Tokens generated per completion."""
+    ignore_eos: bool = True
+    """Generate exactly max_new_tokens (default) or stop at EOS."""
+    micro_batch_size: int = Field(16, gt=0)
+    """Completions per forward/backward chunk of the fast update."""
+    ref_prompts: int = Field(2, gt=0)
+    """Prompts the reference runs (group_size rollouts each, one at a time)."""
+    temperature: float = Field(1.0, gt=0)
+    """Sampling temperature of the rollouts."""

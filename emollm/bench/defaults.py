@@ -47,6 +47,25 @@ PRESET_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
         # batch 16: score_labels repeats the prompt's KV cache once per label (9 for merr9): ~1.5 GiB a sample at 7B
         "emotion-llama-shapes": {"samples": 512, "batch_size": 16, "ref_samples": 8, "repeats": 3},
     },
+    "rl": {
+        "tiny": {"samples": 16, "batch_size": 4, "group_size": 8, "max_new_tokens": 16, "ref_prompts": 2},
+        "tiny-fast": {"samples": 16, "batch_size": 4, "group_size": 8, "max_new_tokens": 16, "ref_prompts": 2},
+        "mini": {
+            "samples": 8,
+            "split": "train",
+            "batch_size": 4,
+            "group_size": 8,
+            "max_new_tokens": 24,
+            "ref_prompts": 1,
+        },
+        "emotion-llama-shapes": {
+            "samples": 32,
+            "batch_size": 8,
+            "group_size": 8,
+            "max_new_tokens": 64,
+            "ref_prompts": 2,
+        },
+    },
     "generate": {
         "tiny": {"samples": 32, "batch_size": 16, "ref_samples": 8},
         "tiny-fast": {"samples": 32, "batch_size": 16, "ref_samples": 8},

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -43,7 +44,7 @@ log = get_logger(__name__)
 
 CONTRACT_FILE = "prompt_contract.yaml"
 CONTRACT_VERSION = 1
-AnswerFormat = Literal["label", "text", "list"]
+AnswerFormat = Literal["label", "text", "list", "think_answer"]
 _FORMAT_OF: dict[str, AnswerFormat] = {"label": "label", "coarse": "text", "fine": "text", "openset": "list"}
 ChatKind = Literal["label", "explain", "openset"]
 _SUBTITLE_ENDS = (".", "!", "?", "。", "！", "？")
@@ -59,7 +60,8 @@ class ContractTask(Strict):
     target: Target
     """The Sample field that is the answer: label, coarse, fine or openset."""
     answer_format: AnswerFormat
-    """label: one label of the label list; text: free text; list: comma-separated emotion words."""
+    """label: one label of the label list; text: free text; list: comma-separated emotion words;
+    think_answer: ``<think>reasoning</think><answer>gold</answer>`` (the gold is the target field)."""
     pool: str = ""
     """The instruction pool the prompts came from (provenance only: the texts above are what is asked)."""
     weight: float = Field(1.0, ge=0)
@@ -103,7 +105,8 @@ class PromptContract(Strict):
         if "{subtitle}" not in self.subtitle_template:
             raise ValueError(f"subtitle_template must contain {{subtitle}}, got {self.subtitle_template!r}")
         for name, t in self.tasks.items():
-            if t.answer_format == "label" and not any("{labels}" in p for p in t.prompts):
+            asks_label = t.answer_format == "label" or (t.answer_format == "think_answer" and t.target == "label")
+            if asks_label and not any("{labels}" in p for p in t.prompts):
                 raise ValueError(f"task {name!r} answers with a label but none of its prompts lists {{labels}}")
         return self
 
@@ -125,7 +128,7 @@ class PromptContract(Strict):
                 tag=name if spec.tag is None else spec.tag,
                 prompts=prompts,
                 target=spec.target,
-                answer_format=_FORMAT_OF[spec.target],
+                answer_format=spec.answer_format or _FORMAT_OF[spec.target],
                 pool=spec.pool,
                 weight=spec.weight,
                 trained=spec.weight > 0,
@@ -203,6 +206,16 @@ class PromptContract(Strict):
         raise KeyError(f"prompt contract {self.name!r} has no task answering as {fmt!r} (for a {kind!r} request)")
 
     def target(self, sample: Sample, task: str) -> str | None:
+        """The answer text the model is trained on (None: the sample has none). A ``think_answer`` task
+        wraps the gold in ``<answer>`` after the sample's fine (else coarse) reasoning in ``<think>``."""
+        gold = self.gold(sample, task)
+        if gold is None or self.task(task).answer_format != "think_answer":
+            return gold
+        reasoning = sample.fine or sample.coarse
+        return think_answer(reasoning, gold) if reasoning else None
+
+    def gold(self, sample: Sample, task: str) -> str | None:
+        """The sample's gold field of this task as text (label, coarse, fine or the openset words)."""
         t = self.task(task).target
         if t == "label":
             return sample.label
@@ -212,12 +225,15 @@ class PromptContract(Strict):
             return sample.fine
         return ", ".join(sample.openset) if sample.openset else None
 
-    def available_tasks(self, sample: Sample) -> list[str]:
-        return [n for n, t in self.tasks.items() if t.weight > 0 and self.target(sample, n)]
+    def available_tasks(self, sample: Sample, gold_only: bool = False) -> list[str]:
+        """Weighted tasks this sample can be trained on: it has their answer (``gold_only``: their gold
+        field, what an RL stage needs, since RL never shows the answer)."""
+        pick = self.gold if gold_only else self.target
+        return [n for n, t in self.tasks.items() if t.weight > 0 and pick(sample, n)]
 
-    def sample_task(self, sample: Sample, rng: random.Random) -> str | None:
+    def sample_task(self, sample: Sample, rng: random.Random, gold_only: bool = False) -> str | None:
         """A weighted random task whose answer this sample has, or None (reported as skipped)."""
-        avail = self.available_tasks(sample)
+        avail = self.available_tasks(sample, gold_only)
         if not avail:
             return None
         return rng.choices(avail, weights=[self.tasks[n].weight for n in avail], k=1)[0]
@@ -309,6 +325,21 @@ class PromptContract(Strict):
         idx = rng.randrange(len(self.task(task).prompts))
         sub = rng.random() < self.subtitle_prob if self.subtitle == "random" else None
         return self.conversation(sample, task, modalities, prompt_index=idx, include_subtitle=sub)
+
+
+THINK_ANSWER_RE = re.compile(r"\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*", re.DOTALL)
+"""The ``think_answer`` format, matched on the whole completion (R1-Omni's ``re.fullmatch`` rule)."""
+
+
+def think_answer(reasoning: str, answer: str) -> str:
+    """``<think>reasoning</think><answer>answer</answer>``."""
+    return f"<think>{reasoning.strip()}</think><answer>{answer.strip()}</answer>"
+
+
+def split_think_answer(text: str) -> tuple[str, str] | None:
+    """(reasoning, answer) of a well-formed ``think_answer`` completion, else None."""
+    m = THINK_ANSWER_RE.fullmatch(text or "")
+    return (m.group(1).strip(), m.group(2).strip()) if m else None
 
 
 def default_contract(labels: LabelSpace, system_prompt: str | None = None) -> PromptContract:

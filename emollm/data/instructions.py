@@ -40,6 +40,9 @@ class TaskSpec(Strict):
     target: Target = "label"
     tag: str | None = None
     """Task tag shown as ``[tag]``; defaults to the task name. Empty string: no tag."""
+    answer_format: Literal["label", "text", "list", "think_answer"] | None = None
+    """None: from the target (label -> label, coarse/fine -> text, openset -> list). ``think_answer``:
+    ``<think>reasoning</think><answer>gold</answer>`` (RL stages; SFT teaches it from fine/coarse)."""
 
 
 class MixtureConfig(Strict):

@@ -53,17 +53,25 @@ def parse_named(items: Sequence[str | Path]) -> list[tuple[str, Path]]:
     return out
 
 
-def aggregate(scores: dict[str, float]) -> dict[str, Any]:
-    """mean, std (ddof 1), min and max (labelled selected on the test set) of per-run scores."""
-    vals = np.asarray(list(scores.values()), float)
-    best = max(scores, key=lambda k: scores[k])
-    worst = min(scores, key=lambda k: scores[k])
+def aggregate(scores: dict[str, float | None]) -> dict[str, Any]:
+    """mean, std (ddof 1), min and max (labelled selected on the test set) of per-run scores.
+
+    A run whose main score is undefined (``None``: e.g. no scorable sample) is left out and listed in
+    ``undefined_runs``; with no defined score at all every statistic is None.
+    """
+    defined = {k: v for k, v in scores.items() if v is not None}
+    out: dict[str, Any] = {"n_runs": len(scores), "undefined_runs": [k for k in scores if k not in defined]}
+    if not defined:
+        return {**out, "mean": None, "std": None, "max": None, "min": None}
+    vals = np.asarray(list(defined.values()), float)
+    best = max(defined, key=lambda k: defined[k])
+    worst = min(defined, key=lambda k: defined[k])
     return {
-        "n_runs": len(vals),
+        **out,
         "mean": float(vals.mean()),
         "std": float(vals.std(ddof=1)) if len(vals) > 1 else None,
-        "max": {"score": scores[best], "run": best, "label": SELECTED_ON_TEST},
-        "min": {"score": scores[worst], "run": worst},
+        "max": {"score": defined[best], "run": best, "label": SELECTED_ON_TEST},
+        "min": {"score": defined[worst], "run": worst},
     }
 
 
@@ -138,7 +146,7 @@ def _f(v: float | None) -> str:
 
 
 def _ci(b: dict[str, Any] | None) -> str:
-    return f"[{_f(b['low'])}, {_f(b['high'])}]" if b else ""
+    return f"[{_f(b['low'])}, {_f(b['high'])}]" if b and "low" in b else ""  # skipped: undefined score
 
 
 def render_markdown(result: dict[str, Any]) -> str:
@@ -152,12 +160,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         by = {r["run"]: r for r in e["runs"]}
         cells = [f"{_f(by[n]['score'])} {_ci(by[n].get('bootstrap'))}".strip() if n in by else "–" for n in names]
         std = "" if e["std"] is None else f" ± {_f(e['std'])}"
-        lines.append(
-            "| "
-            + " | ".join(
-                [e["task"], e["metric"], *cells, _f(e["mean"]) + std, f"{_f(e['max']['score'])} ({e['max']['run']})"]
-            )
-            + " |"
-        )
+        best = "–" if e["max"] is None else f"{_f(e['max']['score'])} ({e['max']['run']})"
+        lines.append("| " + " | ".join([e["task"], e["metric"], *cells, _f(e["mean"]) + std, best]) + " |")
     lines += ["", f"Max: {SELECTED_ON_TEST}. Mean ± std is over runs (ddof = 1).", ""]
     return "\n".join(lines)

@@ -55,9 +55,54 @@ class DataConfig(Strict):
     """Group samples of similar length into batches (less padding, faster)."""
 
 
+class RLConfig(Strict):
+    """GRPO-family RL of an ``kind: rl`` stage (option names as TRL's GRPOConfig; emollm.training.rl)."""
+
+    group_size: int = Field(8, ge=2)
+    """G: completions sampled per prompt (TRL num_generations)."""
+    prompts_per_step: int = Field(4, gt=0)
+    """Prompts per process per optimiser step (each gives group_size completions)."""
+    max_new_tokens: int = Field(64, gt=0)
+    """Completion length cap (TRL max_completion_length; dr_grpo divides by it)."""
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    beta: float = Field(0.04, ge=0)
+    """KL coefficient (k3 estimator) to the reference policy; 0 skips the reference forward."""
+    reference: Literal["lora_disabled", "stage_start"] = "lora_disabled"
+    """lora_disabled: the same model with its LoRA adapters off (peft disable_adapter, no copy);
+    stage_start: the trainable weights (LoRA + projectors) as this stage began, swapped in for the
+    reference forward (a copy of the small trainable part only: KL to the SFT policy)."""
+    epsilon: float = Field(0.2, gt=0)
+    """Lower clip of the probability ratio (1 - epsilon)."""
+    epsilon_high: float | None = Field(None, gt=0)
+    """Upper clip (1 + epsilon_high; DAPO clip-higher 0.28); None: epsilon."""
+    loss_type: Literal["grpo", "dapo", "dr_grpo"] = "grpo"
+    """grpo: mean over each completion's tokens, then over completions (length-biased); dapo: sum over
+    every token of the global batch / their count (token-level); dr_grpo: sum / (completions x max_new_tokens)."""
+    scale_rewards: Literal["group", "batch", "none"] = "group"
+    """Advantage = (r - group mean) / std (of the group, of the batch, or not scaled: Dr.GRPO)."""
+    dynamic_sampling: bool = False
+    """DAPO dynamic sampling: groups whose rewards all agree (zero variance) leave the loss and its
+    token count instead of contributing zero-advantage tokens."""
+    num_iterations: int = Field(1, gt=0)
+    """Optimiser steps per rollout batch (TRL num_iterations, mu); >1 uses the clipped ratio for real."""
+    rewards: list[dict[str, Any]] = Field(default_factory=lambda: [{"name": "label", "weight": 1.0}], min_length=1)
+    """Reward components {name, weight, options} (emollm.training.rewards: format, label, wheel_f1,
+    hitrate, valence, consistency, judge)."""
+    shared_prefix: bool = True
+    """Roll out the G completions of a prompt from one prefill whose KV cache is expanded G times (False:
+    G separate prefills; the bench reference)."""
+    log_completions: int = Field(2, ge=0)
+    """Completions written to rl_samples.jsonl per logging step (rank 0)."""
+
+
 class StageConfig(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     """Stage name: its checkpoints go to runs/<run>/<stage>/."""
+    kind: Literal["sft", "rl"] = "sft"
+    """sft: next-token cross-entropy on the mixture's answers; rl: GRPO with verifiable rewards (`rl`)."""
+    rl: RLConfig | None = None
+    """RL settings of a ``kind: rl`` stage (defaults when omitted)."""
     mixture: str = "data_recipes/mixtures/emotion_only.yaml"
     """Instruction mixture (data_recipes/mixtures/*.yaml): tasks, weights, subtitles."""
     epochs: float = Field(1.0, gt=0)
@@ -100,6 +145,14 @@ class StageConfig(Strict):
     """Keep this many step checkpoints (best and final are always kept)."""
     log_every: int = Field(10, gt=0)
     """Log training metrics every N optimiser steps."""
+
+    @model_validator(mode="after")
+    def _kind(self) -> StageConfig:
+        if self.kind == "rl" and self.rl is None:
+            self.rl = RLConfig()
+        if self.kind == "sft" and self.rl is not None:
+            raise ValueError(f"stage {self.name!r}: `rl` settings need `kind: rl`")
+        return self
 
 
 class DistributedConfig(Strict):
@@ -149,6 +202,8 @@ class RunConfig(Strict):
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ValueError(f"stage names must be unique, got {names}")
+        if any(s.kind == "rl" for s in self.stages) and self.distributed.strategy in ("deepspeed", "fsdp"):
+            raise ValueError("rl stages run single-process or DDP (strategy auto/ddp), not deepspeed/fsdp yet")
         if self.distributed.strategy == "deepspeed" and not self.distributed.deepspeed_config:
             raise ValueError("distributed.deepspeed_config is required with strategy deepspeed")
         if self.precision == "fp16" and self.distributed.strategy != "deepspeed" and self.device == "cpu":

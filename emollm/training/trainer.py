@@ -35,7 +35,7 @@ import os
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,25 +65,9 @@ from emollm.training.engines import (
     world,
 )
 from emollm.training.logger import MetricLogger
+from emollm.training.state import Progress, TrainingError, _rng_state, _set_rng_state, _set_seed, _unwrap
 
 log = get_logger(__name__)
-
-
-class TrainingError(RuntimeError):
-    """A run stopped for a reason the user must act on (the message says what and where)."""
-
-
-@dataclass
-class Progress:
-    stage: int = 0
-    step: int = 0
-    """Optimiser steps done in this stage."""
-    epoch: int = 0
-    micro: int = 0
-    """Global micro-batches consumed in this epoch."""
-    global_step: int = 0
-    best: float | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -138,8 +122,12 @@ def preflight(cfg: RunConfig) -> Manifest:
         raise ConfigError(
             f"data.val_split {cfg.data.val_split!r} has no samples in {mdir} (splits: {splits}); set it to null to skip validation"
         )
-    for st in cfg.stages:
+    for i, st in enumerate(cfg.stages):
         load_mixture(st.mixture)
+        if st.kind == "rl" and st.rl is not None:
+            from emollm.training.rewards import check_reward_specs
+
+            check_reward_specs(st.rl.rewards, f"stages[{i}].rl.rewards")
     if cfg.distributed.strategy == "deepspeed":
         from emollm.training.engines import load_deepspeed_config
 
@@ -155,27 +143,6 @@ def preflight(cfg: RunConfig) -> Manifest:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-
-
-def _set_seed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-
-
-def _rng_state() -> dict[str, Any]:
-    st = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        st["cuda"] = torch.cuda.get_rng_state_all()
-    return st
-
-
-def _set_rng_state(st: dict[str, Any]) -> None:
-    random.setstate(st["python"])
-    np.random.set_state(st["numpy"])
-    torch.set_rng_state(st["torch"])
-    if "cuda" in st and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(st["cuda"])
 
 
 def _param_groups(model: Any, stage: StageConfig) -> list[dict[str, Any]]:
@@ -544,6 +511,10 @@ class Trainer:
             log.error("could not record the failure in %s: %s", self.out / "run.json", e)
 
     def _run_stage(self, si: int, stage: StageConfig) -> dict[str, Any]:
+        if stage.kind == "rl":
+            from emollm.training.rl import run_rl_stage
+
+            return run_rl_stage(self, si, stage)
         cfg = self.cfg
         recipe, self.system.contract = self.contracts[si]
         tokens = sum(e.tokens_per_item for e in self.system.encoders.values())
@@ -852,10 +823,6 @@ def _output_error(e: OSError, out: Path) -> bool:
         except (OSError, ValueError):
             return False
     return False
-
-
-def _unwrap(model: Any) -> Any:
-    return getattr(model, "module", model)
 
 
 def _copy_dir(src: Path, dst: Path) -> None:

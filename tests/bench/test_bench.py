@@ -94,6 +94,18 @@ def test_bench_generate_batched_matches_one_at_a_time(app) -> None:
     assert d["agreement"] == 1.0
 
 
+def test_bench_rl_shared_prefix_rollouts_vs_per_rollout_generate(app) -> None:
+    d = _run(
+        app,
+        *("rl", "--preset", "tiny-fast", "--device", "cpu", "--samples", "4", "--batch-size", "2"),
+        *("--group-size", "3", "--max-new-tokens", "4", "--ref-prompts", "1", "--micro-batch-size", "4"),
+    )
+    assert d["bench"] == "rl" and d["settings"]["group_size"] == 3
+    assert d["fast"]["samples"] == 4 * 3 and d["fast"]["tokens"] == 4 * 3 * 4  # rollouts, exactly max tokens
+    assert d["reference"]["samples"] == 3 and d["reference"]["tokens"] == 3 * 4
+    assert d["rollouts_per_s"]["fast"] > 0 and d["train"]["fast_samples_per_s"] > 0 and d["train"]["ratio"] > 0
+
+
 def test_bench_extract_cold_warm_changed(app, synthmer_small, tmp_path) -> None:
     d = _run(
         app,

@@ -104,5 +104,5 @@ def test_mini_answers_a_chat_turn_about_a_face_image_and_audio(
     # a follow-up free-text turn on the same clip is answered too (greedy, a few tokens)
     follow = chat.ask("Why?", max_new_tokens=8)
     assert follow.task == "explain" and follow.text.strip() and follow.completion_tokens > 0
-    system_turn = ["system"] if chat.system_prompt else []  # the contract's system prompt, when it has one
-    assert [m.role for m in chat.conversation().messages] == [*system_turn, "user", "assistant", "user", "assistant"]
+    system = ["system"] if mini_predictor.contract.system_prompt else []  # the contract's system prompt leads
+    assert [m.role for m in chat.conversation().messages] == [*system, "user", "assistant", "user", "assistant"]

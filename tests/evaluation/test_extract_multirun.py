@@ -211,3 +211,16 @@ def test_local_extractor_sampling_is_seeded_and_cached(tiny_llm_folder: Path, tm
     assert "affectgpt" in d1["id"] and "seed=7" in d1["id"] and d1["official"]
     w3, d3 = run(7, tmp_path / "c")
     assert w3 == w1 and d3["calls"] == 0 and d3["cache_hits"] == 2
+
+
+def test_aggregate_leaves_undefined_runs_out() -> None:
+    from emollm.evaluation.multirun import aggregate, render_markdown
+
+    a = aggregate({"e30": 0.5, "e35": None, "e40": 0.7})
+    assert a["mean"] == pytest.approx(0.6) and a["undefined_runs"] == ["e35"] and a["max"]["run"] == "e40"
+    none = aggregate({"e30": None})
+    assert none["mean"] is None and none["max"] is None
+    md = render_markdown(
+        {"runs": ["e30"], "tasks": [{"task": "t", "metric": "m", "runs": [{"run": "e30", "score": None}], **none}]}
+    )
+    assert "| t | m | – | – | – |" in md

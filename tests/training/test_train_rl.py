@@ -1,0 +1,214 @@
+"""GRPO through the trainer (train/tiny_rl.yaml): the reward of a learnable toy task rises, a resumed run
+is bit-exact, 2-process DDP (gloo) equals one process with the same global batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from emollm.config import ConfigError
+from emollm.training.config import load_run_config
+from emollm.training.trainer import train
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+LABELS = ["neutral", "angry", "happy", "sad", "worried", "surprise"]
+
+
+def toy_manifest(src: Path, dst: Path) -> Path:
+    """SynthMER where every gold label is ``happy`` and the ``coarse`` field holds a label drawn
+    uniformly (``toy_sft.yaml`` teaches the [emotion] prompt to answer with it). After that SFT stage the
+    policy answers with any of the 6 labels about equally often, so GRPO groups have reward variance and
+    emitting the gold label is learnable: the label reward must rise from about 1/6."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in ("manifest.json", "recipe.yaml"):
+        if (src / f).exists():
+            (dst / f).write_bytes((src / f).read_bytes())
+    rows = []
+    for i, line in enumerate((src / "samples.jsonl").read_text().splitlines()):
+        r = json.loads(line)
+        r["media"] = {k: str((src / v).resolve()) for k, v in r["media"].items()}
+        r["label"] = "happy"
+        r["coarse"] = LABELS[i % len(LABELS)]
+        rows.append(json.dumps(r))
+    (dst / "samples.jsonl").write_text("\n".join(rows) + "\n")
+    (dst / "toy_sft.yaml").write_text("name: toy_sft\ntasks:\n  emotion: {pool: emotion, target: coarse}\n")
+    return dst
+
+
+def _rewards(run: Path, key: str = "reward", stage: str = "grpo") -> list[float]:
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return [x[f"{stage}/rl/{key}"] for x in lines if f"{stage}/rl/{key}" in x]
+
+
+def test_tiny_grpo_reward_rises_and_resume_is_bit_exact(tmp_path, synthmer_small) -> None:
+    corpus = toy_manifest(synthmer_small, tmp_path / "toy")
+    common = [
+        f"data.corpus={corpus}",
+        f"data.features.cache_dir={tmp_path / 'features'}",
+        "data.val_split=null",
+        f"stages.0.mixture={corpus / 'toy_sft.yaml'}",
+        "stages.1.max_steps=20",
+        "stages.1.save_every=14",
+    ]
+    cfg = load_run_config(ROOT / "train/tiny_rl.yaml", [*common, f"output_dir={tmp_path / 'a'}"])
+    res = train(cfg, progress_bar=False)
+    run = tmp_path / "a"
+    r = _rewards(run)
+    lab = _rewards(run, "reward/label")
+    assert len(r) == len(lab) == 20
+    first, last = sum(lab[:5]) / 5, sum(lab[-5:]) / 5
+    assert last > first + 0.15, lab
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    rl = [x for x in lines if "grpo/rl/reward" in x]
+    for key in (
+        "kl",
+        "entropy",
+        "completion_length",
+        "clip_fraction",
+        "zero_variance_groups",
+        "reward/label",
+        "reward/format",
+        "reward/label/missing",
+        "rollouts_per_s",
+        "train_samples_per_s",
+    ):
+        assert f"grpo/rl/{key}" in rl[0], key
+    info = json.loads((run / "run.json").read_text())
+    assert info["results"]["grpo"]["steps"] == 20 and info["results"]["grpo"]["reward_missing"] == {
+        "label": 0,
+        "format": 0,
+    }
+    assert (run / "rl_samples.jsonl").is_file() and (run / "final/prompt_contract.yaml").is_file()
+    assert res.final == run / "final"
+
+    # resume from the step-14 checkpoint in another folder: the final weights are bit-identical
+    cfg_b = load_run_config(ROOT / "train/tiny_rl.yaml", [*common, f"output_dir={tmp_path / 'b'}"])
+    train(cfg_b, resume=str(run / "grpo/step_000014"), progress_bar=False)
+    a = load_file(str(run / "final/trainable.safetensors"))
+    b = load_file(str(tmp_path / "b/final/trainable.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert _rewards(tmp_path / "b") == r[14:]
+
+
+def test_rl_options_stage_start_reference_iterations_dynamic_sampling(tmp_path, synthmer_small) -> None:
+    cfg = load_run_config(
+        ROOT / "train/tiny_rl.yaml",
+        [
+            f"data.corpus={synthmer_small}",
+            f"output_dir={tmp_path / 'o'}",
+            f"data.features.cache_dir={tmp_path / 'features'}",
+            "data.val_split=null",
+            "stages.0.max_steps=1",
+            "stages.1.max_steps=2",
+            "stages.1.rl.group_size=4",
+            "stages.1.rl.prompts_per_step=2",
+            "stages.1.rl.max_new_tokens=4",
+            "stages.1.rl.beta=0.1",
+            "stages.1.rl.reference=stage_start",
+            "stages.1.rl.num_iterations=2",
+            "stages.1.rl.loss_type=dr_grpo",
+            "stages.1.rl.epsilon_high=0.28",
+            "stages.1.rl.dynamic_sampling=true",
+            "stages.1.rl.top_p=0.9",
+        ],
+    )
+    train(cfg, progress_bar=False)
+    run = tmp_path / "o"
+    assert (run / "grpo/reference.safetensors").is_file()
+    ref = load_file(str(run / "grpo/reference.safetensors"))
+    sft = load_file(str(run / "sft/final/trainable.safetensors"))
+    # the reference is the SFT policy: its tensors are stage 1's final ones
+    lora = {k.removeprefix("lora."): v for k, v in sft.items() if k.startswith("lora.")}
+    n_lora = 0
+    for n, v in ref.items():
+        if n.startswith("projectors."):
+            assert torch.equal(v, sft[n]), n
+        else:
+            key = n.removeprefix("llm.").replace(".default", "")
+            assert torch.equal(v, lora[key]), n
+            n_lora += 1
+    assert n_lora > 0
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    rl = [x for x in lines if "grpo/rl/kl" in x]
+    assert len(rl) == 2 and all(x["grpo/rl/kl"] >= 0 for x in rl)
+    assert all(0.0 <= x["grpo/rl/zero_variance_groups"] <= 1.0 for x in rl)
+
+
+def test_rl_stage_errors_are_clear(tmp_path, synthmer_small) -> None:
+    base = [f"data.corpus={synthmer_small}", f"output_dir={tmp_path / 'x'}"]
+    with pytest.raises(ConfigError, match="did you mean 'label'"):
+        from emollm.training.trainer import preflight
+
+        preflight(load_run_config(ROOT / "train/tiny_rl.yaml", [*base, "stages.1.rl.rewards=[{name: lable}]"]))
+    with pytest.raises(ConfigError, match="need `kind: rl`"):
+        load_run_config(ROOT / "train/tiny_rl.yaml", [*base, "stages.0.rl={group_size: 4}"])
+    with pytest.raises(ConfigError, match="group_size"):
+        load_run_config(ROOT / "train/tiny_rl.yaml", [*base, "stages.1.rl.group_size=1"])
+
+
+@pytest.mark.slow
+def test_rl_ddp_two_ranks_match_single_process(tmp_path, synthmer_small) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def args(name: str, prompts: int) -> list[str]:
+        return [
+            str(ROOT / "train/tiny_rl.yaml"),
+            f"data.corpus={synthmer_small}",
+            f"output_dir={tmp_path / name}",
+            f"data.features.cache_dir={tmp_path / 'features'}",
+            "data.val_split=null",
+            "stages.0.max_steps=3",
+            "stages.0.micro_batch_size=4" if prompts == 4 else "stages.0.micro_batch_size=2",
+            "stages.1.max_steps=2",
+            f"stages.1.rl.prompts_per_step={prompts}",
+            "stages.1.rl.beta=0.04",
+            "stages.1.rl.loss_type=dapo",
+        ]
+
+    single = subprocess.run(
+        [sys.executable, "-m", "emollm", "train", *args("single", 4)], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    assert single.returncode == 0, single.stderr[-4000:]
+    ddp = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "emollm",
+            "train",
+            *args("ddp", 2),
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert ddp.returncode == 0, ddp.stderr[-4000:]
+    info = json.loads((tmp_path / "ddp/run.json").read_text())
+    assert info["world_size"] == 2 and info["results"]["grpo"]["ranks_in_sync"] is True
+    # same completions (rewards), same loss and KL, and the same all-reduced gradient (its norm is
+    # scale-sensitive, unlike Adam's update): the global token/row counts make the split irrelevant
+    for key in ("reward", "loss", "kl", "grad_norm", "completion_length"):
+        one, two = _rewards(tmp_path / "single", key), _rewards(tmp_path / "ddp", key)
+        assert len(one) == 2 and one[0] == pytest.approx(two[0], rel=1e-5, abs=1e-7), key
+        assert one[1] == pytest.approx(two[1], rel=1e-3, abs=1e-6), key  # after one Adam step (see below)
+    a = load_file(str(tmp_path / "single/final/trainable.safetensors"))
+    b = load_file(str(tmp_path / "ddp/final/trainable.safetensors"))
+    # Adam at lr 1e-2 turns float-noise gradient components into updates of up to ~lr: loose bound
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=2e-3), (k, (a[k] - b[k]).abs().max())

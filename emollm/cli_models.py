@@ -19,16 +19,14 @@ from __future__ import annotations
 import functools
 import inspect
 import types
-import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 import typer
-from pydantic import BaseModel
+from pydantic import BaseModel, create_model
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticUndefined
 
 _UNSET: Any = object()
 
@@ -99,14 +97,18 @@ def _choices(tp: Any) -> list[str]:
 
 
 def model_options(
-    model: type[BaseModel], flags: Mapping[str, Flag] | None = None, skip: Iterable[str] = ()
+    model: type[BaseModel],
+    flags: Mapping[str, Flag] | None = None,
+    skip: Iterable[str] = (),
+    default: Any = _UNSET,
 ) -> list[tuple[str, Any, Any, Flag]]:
-    """``(field, cli type, typer.Option, Flag)`` for every field of ``model`` not in ``skip``."""
+    """``(field, cli type, typer.Option, Flag)`` for every field of ``model`` not in ``skip``. ``default``
+    replaces every field's default on the command line (``None``: "not given", e.g. a preset decides)."""
     flags = flags or {}
     unknown = sorted(set(flags) - set(model.model_fields))
     if unknown:
         raise ValueError(f"{model.__name__} has no field(s) {unknown}")
-    hints = typing.get_type_hints(model)
+    hints = {name: info.annotation for name, info in model.model_fields.items()}
     out = []
     for name, info in model.model_fields.items():
         if name in skip:
@@ -114,19 +116,23 @@ def model_options(
         flag = flags.get(name, Flag())
         tp = flag.type if flag.type is not _UNSET else cli_type(hints[name])
         if flag.default is not _UNSET:
-            default = flag.default
-        elif info.default is PydanticUndefined or info.default_factory is not None:
-            default = None
+            value = flag.default
+        elif info.is_required():
+            value = ...  # required on the command line too
+        elif default is not _UNSET:
+            value = default
+        elif info.default_factory is not None:
+            value = None
         else:
-            default = info.default
+            value = info.default
         text = flag.help if flag.help is not None else field_help(info)
         choices = _choices(hints[name])
         if choices and flag.help is None and not all(c in text for c in choices):
             text = f"{text} ({' | '.join(choices)})" if text else " | ".join(choices)
         decls = flag.decls or (f"--{name.replace('_', '-')}",)
-        if tp is bool and not flag.decls and default is True:  # a default-on switch needs its "off"
+        if tp is bool and not flag.decls and value is True:  # a default-on switch needs its "off"
             decls = (f"{decls[0]}/--no-{decls[0].removeprefix('--')}",)
-        out.append((name, tp, typer.Option(default, *decls, help=text, **dict(flag.options)), flag))
+        out.append((name, tp, typer.Option(value, *decls, help=text, **dict(flag.options)), flag))
     return out
 
 
@@ -135,12 +141,13 @@ def model_command(
     flags: Mapping[str, Flag] | None = None,
     skip: Iterable[str] = (),
     on_error: Callable[[Exception], Any] | None = None,
+    default: Any = _UNSET,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator: the command's options are ``model``'s fields (see the module docstring) followed by
     the function's own keyword options; the function is called as ``fn(values, **own)``. A ``Flag.parse``
     that raises ValueError or KeyError goes to ``on_error`` (the command's error printer), else to typer
     as a bad parameter."""
-    generated = model_options(model, flags, skip)
+    generated = model_options(model, flags, skip, default)
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         sig = inspect.signature(fn, eval_str=True)
@@ -173,3 +180,14 @@ def model_command(
         return wrapper
 
     return deco
+
+
+def flat_model(name: str, *models: type[BaseModel], skip: Iterable[str] = ()) -> type[BaseModel]:
+    """One model with the fields of ``models`` (first wins on a name clash), for a command whose options
+    fill nested settings (a bench's own fields plus its workload's)."""
+    fields: dict[str, Any] = {}
+    for m in models:
+        for fname, info in m.model_fields.items():
+            if fname not in skip and fname not in fields:
+                fields[fname] = (info.annotation, info)
+    return create_model(name, **fields)

@@ -16,9 +16,10 @@ Training, eval, chat, predict, serve, the judge, bench and ``emollm doctor`` all
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
+if TYPE_CHECKING:  # torch is imported by the functions that need it: importing this module stays light
+    import torch
 
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 Resolved = Literal["bf16", "fp16", "fp32"]
@@ -27,7 +28,7 @@ CPU_BF16_MIN_HIDDEN = 512
 """On a CPU, bf16 autocast pays off only for matrices big enough to amortise the casts (measured:
 SmolLM2-135M, hidden 576, trains 1.3x faster in bf16 with AMX; the 64-wide tiny model 2x slower)."""
 
-DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPE_NAMES = ("float32", "bfloat16", "float16")
 
 
 def choose_device(
@@ -35,6 +36,8 @@ def choose_device(
 ) -> torch.device:
     """``auto``/None -> CUDA when visible (device ``index``, default the current one), else the CPU; an
     explicit ``cpu``, ``cuda`` or ``cuda:N`` is validated. ``what`` names the option in errors."""
+    import torch
+
     if spec is None or str(spec) == "auto":
         if not torch.cuda.is_available():
             return torch.device("cpu")
@@ -56,6 +59,8 @@ def cpu_bf16_kind() -> Literal["amx", "avx512_bf16"] | None:
     """The CPU's native bf16 matmul (AMX, AVX512-BF16) or None (emulated: slower than fp32).
 
     Asks torch's own probes first (what its kernels use), then the kernel's CPU flags."""
+    import torch
+
     cpu = getattr(torch, "cpu", None)
     asked = False
     for probe, kind in (("_is_amx_tile_supported", "amx"), ("_is_avx512_bf16_supported", "avx512_bf16")):
@@ -83,6 +88,8 @@ def cpu_bf16_kind() -> Literal["amx", "avx512_bf16"] | None:
 
 def bf16_fast(device: torch.device | str | None = None) -> bool:
     """Whether bf16 is native on ``device`` (None: the device ``auto`` picks)."""
+    import torch
+
     dev = choose_device(device) if device is None or str(device) == "auto" else torch.device(device)
     if dev.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
@@ -98,6 +105,8 @@ def choose_precision(
     """Resolve an autocast precision. Explicit values are returned as they are; ``auto`` is bf16 on a GPU
     that has it (else ``gpu_fallback``), and on a CPU bf16 only with native bf16 matmul and (when
     ``hidden_size`` is given) matrices at least ``CPU_BF16_MIN_HIDDEN`` wide, else fp32."""
+    import torch
+
     if precision != "auto":
         if precision not in ("bf16", "fp16", "fp32"):
             raise ValueError(f"precision {precision!r}: expected auto, bf16, fp16 or fp32")
@@ -111,9 +120,10 @@ def choose_precision(
 
 def choose_dtype(name: str, device: torch.device | str | None = None) -> torch.dtype:
     """Weights dtype of a model config (``auto``: bfloat16 where bf16 is native, else float32)."""
+    import torch
+
     if name == "auto":
         return torch.bfloat16 if bf16_fast(device) else torch.float32
-    try:
-        return DTYPES[name]
-    except KeyError:
-        raise ValueError(f"dtype {name!r}: expected auto, {', '.join(DTYPES)}") from None
+    if name not in DTYPE_NAMES:
+        raise ValueError(f"dtype {name!r}: expected auto, {', '.join(DTYPE_NAMES)}")
+    return getattr(torch, name)

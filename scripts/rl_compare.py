@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import f1_score
 
+from emollm.answers import read_label
 from emollm.data.sample import Manifest
-from emollm.evaluation.answers import read_label
 from emollm.features.cache import FeatureCache
 from emollm.features.featurizer import Featurizer
 from emollm.inference.engine import Predictor
 from emollm.io import atomic_write_json
-from emollm.model.system import load_system
+from emollm.model.resolve import load_system
 
 
 def evaluate(ckpt: str, man: Manifest, split: str, cache_dir: str, n: int | None) -> dict:

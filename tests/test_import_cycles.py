@@ -4,7 +4,7 @@ An import inside a function still ties two modules: if ``a`` imports ``b`` at mo
 and ``b`` imports ``a`` inside a function, the two layers cannot be understood, tested or
 moved apart. This test walks every module's AST (module-level, function-level and
 ``TYPE_CHECKING`` imports alike, relative imports resolved, ``from pkg import mod``
-resolved to the submodule), builds the module graph and fails on any strongly connected
+resolved to the submodule, and the packages above a target that importing it runs), builds the module graph and fails on any strongly connected
 component with more than one module, printing the cycle.
 
 Run: ``python -m pytest -q tests/test_import_cycles.py``.
@@ -48,6 +48,10 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
     package = name if is_package else name.rpartition(".")[0]
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     found: set[str] = set()
+    executed: set[str] = set()  # targets of imports that run (not under ``if TYPE_CHECKING:``)
+    typing_only = {
+        id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and _is_type_checking(node) for n in ast.walk(node)
+    }
 
     def resolve(module: str) -> str | None:
         # the longest known module prefix (``emollm.a.b.func`` -> ``emollm.a.b``)
@@ -64,6 +68,8 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
                     target = resolve(alias.name)
                     if target:
                         found.add(target)
+                        if id(node) not in typing_only:
+                            executed.add(target)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base_parts = package.split(".")
@@ -77,12 +83,20 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
                 continue
             for alias in node.names:
                 sub = f"{module}.{alias.name}"
-                if sub in modules:
-                    found.add(sub)  # ``from pkg import submodule``
-                else:
-                    target = resolve(module)
-                    if target:
-                        found.add(target)
+                target = sub if sub in modules else resolve(module)  # ``from pkg import submodule``
+                if target:
+                    found.add(target)
+                    if id(node) not in typing_only:
+                        executed.add(target)
+    # running ``import a.b.c`` first runs ``a/__init__`` and ``a/b/__init__``: an edge to every package
+    # above an executed target that the importer is not itself inside (a sibling import within a package
+    # is safe; a package whose __init__ leads back to the importer is a real import-order hazard)
+    for target in executed:
+        parts = target.split(".")
+        for i in range(2, len(parts)):
+            pkg = ".".join(parts[:i])
+            if pkg in modules and not (name == pkg or name.startswith(pkg + ".")):
+                found.add(pkg)
     found.discard(name)
     return found
 
@@ -177,6 +191,27 @@ def test_graph_sees_function_level_and_relative_imports(tmp_path: Path) -> None:
     assert _strongly_connected(graph) == [["emollm.a", "emollm.b"]]
 
 
+def test_graph_sees_package_inits_but_not_typing_only_imports(tmp_path: Path) -> None:
+    """``from emollm.p.x import f`` runs ``emollm/p/__init__``: an edge to the package, unless the import
+    is under ``TYPE_CHECKING`` (never run) or comes from inside the package (a sibling import)."""
+    files = {
+        "emollm.a": "from emollm.p.x import f\n",
+        "emollm.b": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from emollm.p.x import f\n",
+        "emollm.p": "from emollm.p import x\n",
+        "emollm.p.x": "from emollm.p.y import g\n",
+        "emollm.p.y": "g = 1\n",
+    }
+    modules = {}
+    for name, text in files.items():
+        path = tmp_path / (name.replace(".", "_") + ("__init__.py" if name == "emollm.p" else ".py"))
+        path.write_text(text, encoding="utf-8")
+        modules[name] = path
+    modules["emollm"] = tmp_path / "__init__.py"
+    assert _imports("emollm.a", modules["emollm.a"], modules) == {"emollm.p.x", "emollm.p"}
+    assert _imports("emollm.b", modules["emollm.b"], modules) == {"emollm.p.x"}
+    assert _imports("emollm.p.x", modules["emollm.p.x"], modules) == {"emollm.p.y"}
+
+
 def test_no_import_cycles() -> None:
     graph = _graph()
     assert len(graph) > 50, "the walker found too few modules"
@@ -213,3 +248,35 @@ def test_validating_every_shipped_recipe_does_not_import_torch() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=repo)
     assert proc.returncode == 0, f"validating the recipes imported {proc.stdout.strip()} {proc.stderr[-800:]}"
+
+
+def test_every_emollm_import_in_the_repo_resolves() -> None:
+    """Every ``from emollm.x import y`` in the package, the tests and scripts (function-level included)
+    names something that exists: a module moved by a refactor leaves no stale import behind, even in
+    code paths no other test runs."""
+    import importlib
+
+    repo = ROOT.parent
+    bad = []
+    for folder in ("emollm", "tests", "scripts"):
+        for path in sorted((repo / folder).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+            for node in ast.walk(tree):
+                if not (
+                    isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").startswith(PACKAGE)
+                ):
+                    continue
+                where = f"{path.relative_to(repo)}:{node.lineno}"
+                try:
+                    mod = importlib.import_module(node.module or "")
+                except ImportError as e:
+                    bad.append(f"{where}: {e}")
+                    continue
+                for alias in node.names:
+                    if alias.name == "*" or hasattr(mod, alias.name):
+                        continue
+                    try:
+                        importlib.import_module(f"{node.module}.{alias.name}")
+                    except ImportError:
+                        bad.append(f"{where}: {node.module} has no {alias.name!r}")
+    assert not bad, "imports that do not resolve:\n  " + "\n  ".join(bad)

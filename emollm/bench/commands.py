@@ -11,7 +11,8 @@ Every command prints a table, then ONE JSON line (the last line of stdout) holdi
 ``fast`` and ``reference`` (samples_per_s, tokens_per_s, seconds, peak_mem_mib, tflops, mfu ...),
 ``ratio`` (fast over reference), ``device``, ``preset``, ``settings`` and ``machine``.
 ``--json-out FILE`` also writes it to a file. Presets set sensible sizes (``emollm.bench.defaults``);
-every size can be overridden. ``--shape key=value`` resizes ``emotion-llama-shapes``
+every size can be overridden: each option is a field of the bench's typed settings
+(``emollm.bench.configs``; its docstring is the help), so a new setting is one field. ``--shape key=value`` resizes ``emotion-llama-shapes``
 (``num_hidden_layers=2``...); it refuses to run full size on a CPU without ``--allow-slow``.
 """
 
@@ -22,10 +23,26 @@ from typing import Any
 
 import typer
 
-PRESET_HELP = "tiny, tiny-fast, mini, emotion-llama-shapes, or an emollm checkpoint folder"
+from emollm.bench.configs import (
+    EvalBenchConfig,
+    ExtractBenchConfig,
+    GenerateBenchConfig,
+    RLBenchConfig,
+    SynthTextConfig,
+    TrainBenchConfig,
+    WorkloadConfig,
+)
+from emollm.cli_models import Flag, flat_model, model_command
+
+CONFIGS: dict[str, type[Any]] = {
+    "train": TrainBenchConfig,
+    "eval": EvalBenchConfig,
+    "generate": GenerateBenchConfig,
+    "rl": RLBenchConfig,
+}
 
 
-def _shape(items: list[str] | None) -> dict[str, Any]:
+def _shape(items: list[str] | None) -> dict[str, Any] | None:
     import yaml
 
     out: dict[str, Any] = {}
@@ -34,13 +51,52 @@ def _shape(items: list[str] | None) -> dict[str, Any]:
         if not sep or not k:
             raise ValueError(f"--shape {it!r}: expected key=value (e.g. num_hidden_layers=2)")
         out[k.strip()] = yaml.safe_load(v)
-    return out
+    return out or None
 
 
-def _text(subtitle_sentences: int | None, answer_words: int | None) -> dict[str, int] | None:
-    t = {"subtitle_sentences": subtitle_sentences, "answer_words": answer_words}
-    t = {k: v for k, v in t.items() if v is not None}
-    return t or None
+# what the command line spells differently from the field names; everything else is generated
+WORKLOAD_FLAGS = {
+    "preset": Flag("--preset", "-p", default="tiny"),
+    "samples": Flag("--samples", "-n", min=1),
+    "batch_size": Flag("--batch-size", "-b", min=1),
+    "shape": Flag(type=list[str] | None, parse=_shape,
+                  help="emotion-llama-shapes size override key=value (repeatable)"),
+    "overrides": Flag("--override", type=list[str] | None, parse=lambda v: v or None,
+                      help="model config override key=value for a preset/checkpoint (repeatable)"),
+    "gradient_checkpointing": Flag("--gradient-checkpointing/--no-gradient-checkpointing"),
+    "bucket": Flag("--bucket/--no-bucket"),
+    "ignore_eos": Flag("--ignore-eos/--stop-at-eos"),
+    "subtitle_sentences": Flag(min=0),
+    "group_size": Flag("--group-size", "-g", min=2),
+}  # fmt: skip
+MIN_ONE = (
+    "grad_accum",
+    "steps",
+    "ref_samples",
+    "repeats",
+    "ref_max_new_tokens",
+    "ref_answer_tokens",
+    "max_new_tokens",
+    "micro_batch_size",
+    "ref_prompts",
+)
+MIN_ZERO = ("warmup_steps", "ref_warmup")
+
+
+def _bench_flags(model: type[Any]) -> dict[str, Flag]:
+    flags = {k: v for k, v in WORKLOAD_FLAGS.items() if k in model.model_fields}
+    for name in MIN_ONE + MIN_ZERO + ("answer_words",):
+        if name in model.model_fields and name not in flags:
+            flags[name] = Flag(min=0 if name in MIN_ZERO else 1)
+    return flags
+
+
+def cli_model(kind: str) -> type[Any]:
+    """The flat options of ``emollm bench KIND``: the bench's own settings, its workload's and the
+    synthetic text lengths (nested again by ``bench_settings``)."""
+    return flat_model(
+        f"{kind.title()}BenchFlags", CONFIGS[kind], WorkloadConfig, SynthTextConfig, skip={"workload", "text"}
+    )
 
 
 def _finish(report: Any, json_out: Path | None) -> None:
@@ -55,20 +111,7 @@ def _finish(report: Any, json_out: Path | None) -> None:
 
 
 def _run_model_bench(
-    kind: str,
-    preset: str,
-    own: dict[str, Any],
-    *,
-    device: str,
-    threads: int | None,
-    corpus: str | None,
-    split: str | None,
-    text: dict[str, int] | None,
-    shape: list[str] | None,
-    override: list[str] | None,
-    allow_slow: bool,
-    seed: int | None,
-    json_out: Path | None,
+    kind: str, values: dict[str, Any], device: str, threads: int | None, json_out: Path | None
 ) -> None:
     """The part every model benchmark shares: preset defaults under the given options, typed config, run."""
     import importlib
@@ -77,24 +120,11 @@ def _run_model_bench(
     from emollm.config import validate
 
     module = importlib.import_module(f"emollm.bench.{kind}")
-    config_cls = {
-        "train": "TrainBenchConfig",
-        "eval": "EvalBenchConfig",
-        "generate": "GenerateBenchConfig",
-        "rl": "RLBenchConfig",
-    }[kind]
     dev = _setup(device, threads)
-    given = {
-        **own,
-        "corpus": corpus,
-        "split": split,
-        "text": text,
-        "shape": _shape(shape) or None,
-        "overrides": override or None,
-        "allow_slow": allow_slow or None,
-        "seed": seed,
-    }
-    cfg = validate(getattr(module, config_cls), bench_settings(kind, preset, given), f"emollm bench {kind}")
+    given = dict(values)
+    text = {k: given.pop(k) for k in SynthTextConfig.model_fields if k in given}
+    given["text"] = {k: v for k, v in text.items() if v is not None} or None
+    cfg = validate(CONFIGS[kind], bench_settings(kind, given["preset"], given), f"emollm bench {kind}")
     _finish(module.run(cfg, dev), json_out)
 
 
@@ -108,227 +138,67 @@ def _setup(device: str, threads: int | None) -> Any:
     return resolve_device(device)
 
 
+DEVICE_HELP = "auto (cuda if visible), cpu, cuda, cuda:N"
+
+
+def _model_bench(kind: str, summary: str) -> Any:
+    model = cli_model(kind)
+
+    @model_command(model, _bench_flags(model), default=None)  # None: the preset's default (bench_settings)
+    def command(
+        values: dict[str, Any],
+        device: str = typer.Option("auto", "--device", "-d", help=DEVICE_HELP),
+        threads: int | None = typer.Option(
+            None, "--threads", min=1, help="torch CPU threads (default: torch's choice)"
+        ),
+        json_out: Path | None = typer.Option(None, "--json-out", help="also write the JSON result to this file"),
+    ) -> None:
+        _run_model_bench(kind, values, device, threads, json_out)
+
+    command.__doc__ = summary
+    return command
+
+
 def register(app: typer.Typer) -> None:
     bench = typer.Typer(
         help="Benchmarks: fast path vs the reference approach, in one run (ends with one JSON line).",
         no_args_is_help=True,
     )
     app.add_typer(bench, name="bench")
-
-    preset_opt = typer.Option("tiny", "--preset", "-p", help=PRESET_HELP)
-    device_opt = typer.Option("auto", "--device", "-d", help="auto (cuda if visible), cpu, cuda, cuda:N")
-    samples_opt = typer.Option(None, "--samples", "-n", min=1, help="samples in the workload (preset default)")
-    batch_opt = typer.Option(None, "--batch-size", "-b", min=1, help="fast-path batch size (preset default)")
-    corpus_opt = typer.Option(
-        None, "--corpus", help="'synthetic', a prepared manifest folder or a data recipe (preset default)"
+    bench.command("train")(
+        _model_bench("train", "LoRA training: bucketed bf16 micro-batches vs the reference's batch-1 fp16 steps.")
     )
-    split_opt = typer.Option(None, "--split", help="manifest split to take samples from")
-    shape_opt = typer.Option(None, "--shape", help="emotion-llama-shapes size override key=value (repeatable)")
-    override_opt = typer.Option(
-        None, "--override", help="model config override key=value for a preset/checkpoint (repeatable)"
+    bench.command("eval")(
+        _model_bench("eval", "Closed-set eval: batched label scoring vs one-at-a-time generation + last word.")
     )
-    slow_opt = typer.Option(False, "--allow-slow", help="allow emotion-llama-shapes at full size on a CPU")
-    threads_opt = typer.Option(None, "--threads", min=1, help="torch CPU threads (default: torch's choice)")
-    json_opt = typer.Option(None, "--json-out", help="also write the JSON result to this file")
-    seed_opt = typer.Option(None, "--seed")
-    sub_opt = typer.Option(None, "--subtitle-sentences", min=0, help="synthetic data: sentences per subtitle")
-    ans_opt = typer.Option(None, "--answer-words", min=1, help="synthetic data: words per description answer")
-    ref_opt = typer.Option(None, "--ref-samples", min=1, help="samples the reference path runs (one at a time)")
-
-    @bench.command("train")
-    def train_cmd(
-        preset: str = preset_opt,
-        device: str = device_opt,
-        samples: int | None = samples_opt,
-        batch_size: int | None = batch_opt,
-        grad_accum: int | None = typer.Option(None, "--grad-accum", min=1),
-        steps: int | None = typer.Option(None, "--steps", min=1, help="timed optimiser steps (fast path)"),
-        warmup_steps: int | None = typer.Option(None, "--warmup-steps", min=0),
-        ref_samples: int | None = ref_opt,
-        ref_warmup: int | None = typer.Option(None, "--ref-warmup", min=0, help="untimed reference steps"),
-        precision: str | None = typer.Option(None, "--precision", help="fast path: auto, bf16, fp16 or fp32"),
-        gradient_checkpointing: bool = typer.Option(False, "--gradient-checkpointing/--no-gradient-checkpointing"),
-        bucket: bool = typer.Option(True, "--bucket/--no-bucket", help="length-bucketed micro-batches"),
-        mixture: str | None = typer.Option(None, "--mixture", help="instruction mixture YAML"),
-        corpus: str | None = corpus_opt,
-        split: str | None = split_opt,
-        subtitle_sentences: int | None = sub_opt,
-        answer_words: int | None = ans_opt,
-        shape: list[str] | None = shape_opt,
-        override: list[str] | None = override_opt,
-        allow_slow: bool = slow_opt,
-        seed: int | None = seed_opt,
-        threads: int | None = threads_opt,
-        json_out: Path | None = json_opt,
-    ) -> None:
-        """LoRA training: bucketed bf16 micro-batches vs the reference's batch-1 fp16 steps."""
-        own = {
-            "samples": samples,
-            "batch_size": batch_size,
-            "grad_accum": grad_accum,
-            "steps": steps,
-            "warmup_steps": warmup_steps,
-            "ref_samples": ref_samples,
-            "ref_warmup": ref_warmup,
-            "precision": precision,
-            "gradient_checkpointing": gradient_checkpointing or None,
-            "bucket": bucket,
-            "mixture": mixture,
-        }
-        _run_model_bench(
-            "train", preset, own, device=device, threads=threads, corpus=corpus, split=split,
-            text=_text(subtitle_sentences, answer_words), shape=shape, override=override,
-            allow_slow=allow_slow, seed=seed, json_out=json_out,
-        )  # fmt: skip
-
-    @bench.command("eval")
-    def eval_cmd(
-        preset: str = preset_opt,
-        device: str = device_opt,
-        samples: int | None = samples_opt,
-        batch_size: int | None = batch_opt,
-        repeats: int | None = typer.Option(None, "--repeats", min=1, help="timed fast-path passes (median)"),
-        ref_samples: int | None = ref_opt,
-        ref_max_new_tokens: int | None = typer.Option(
-            None, "--ref-max-new-tokens", min=1, help="reference generation cap (default 500; stops at EOS)"
-        ),
-        ref_answer_tokens: int | None = typer.Option(
-            None, "--ref-answer-tokens", min=1, help="answer length of the short-answer reference estimate"
-        ),
-        precision: str | None = typer.Option(None, "--precision", help="fast path: auto, bf16, fp16 or fp32"),
-        corpus: str | None = corpus_opt,
-        split: str | None = split_opt,
-        subtitle_sentences: int | None = sub_opt,
-        shape: list[str] | None = shape_opt,
-        override: list[str] | None = override_opt,
-        allow_slow: bool = slow_opt,
-        seed: int | None = seed_opt,
-        threads: int | None = threads_opt,
-        json_out: Path | None = json_opt,
-    ) -> None:
-        """Closed-set eval: batched label scoring vs one-at-a-time generation + last word."""
-        own = {
-            "samples": samples,
-            "batch_size": batch_size,
-            "repeats": repeats,
-            "ref_samples": ref_samples,
-            "ref_max_new_tokens": ref_max_new_tokens,
-            "ref_answer_tokens": ref_answer_tokens,
-            "precision": precision,
-        }
-        _run_model_bench(
-            "eval", preset, own, device=device, threads=threads, corpus=corpus, split=split,
-            text=_text(subtitle_sentences, None), shape=shape, override=override,
-            allow_slow=allow_slow, seed=seed, json_out=json_out,
-        )  # fmt: skip
-
-    @bench.command("generate")
-    def generate_cmd(
-        preset: str = preset_opt,
-        device: str = device_opt,
-        samples: int | None = samples_opt,
-        batch_size: int | None = batch_opt,
-        max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", min=1),
-        ignore_eos: bool = typer.Option(
-            True, "--ignore-eos/--stop-at-eos", help="generate exactly max-new-tokens (default) or stop at EOS"
-        ),
-        task: str | None = typer.Option(None, "--task", help="emotion, reason, describe or openset"),
-        ref_samples: int | None = ref_opt,
-        corpus: str | None = corpus_opt,
-        split: str | None = split_opt,
-        subtitle_sentences: int | None = sub_opt,
-        shape: list[str] | None = shape_opt,
-        override: list[str] | None = override_opt,
-        allow_slow: bool = slow_opt,
-        seed: int | None = seed_opt,
-        threads: int | None = threads_opt,
-        json_out: Path | None = json_opt,
-    ) -> None:
-        """Generation: left-padded batches with KV cache vs one prompt at a time (tokens/s)."""
-        own = {
-            "samples": samples,
-            "batch_size": batch_size,
-            "max_new_tokens": max_new_tokens,
-            "ignore_eos": ignore_eos,
-            "task": task,
-            "ref_samples": ref_samples,
-        }
-        _run_model_bench(
-            "generate", preset, own, device=device, threads=threads, corpus=corpus, split=split,
-            text=_text(subtitle_sentences, None), shape=shape, override=override,
-            allow_slow=allow_slow, seed=seed, json_out=json_out,
-        )  # fmt: skip
-
-    @bench.command("rl")
-    def rl_cmd(
-        preset: str = preset_opt,
-        device: str = device_opt,
-        samples: int | None = samples_opt,
-        batch_size: int | None = typer.Option(None, "--batch-size", "-b", min=1, help="prompts per rollout call"),
-        group_size: int | None = typer.Option(None, "--group-size", "-g", min=2, help="completions per prompt (G)"),
-        max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", min=1),
-        ignore_eos: bool = typer.Option(
-            True, "--ignore-eos/--stop-at-eos", help="generate exactly max-new-tokens (default) or stop at EOS"
-        ),
-        micro_batch_size: int | None = typer.Option(
-            None, "--micro-batch-size", min=1, help="completions per update chunk"
-        ),
-        ref_prompts: int | None = typer.Option(None, "--ref-prompts", min=1, help="prompts the reference runs"),
-        corpus: str | None = corpus_opt,
-        split: str | None = split_opt,
-        shape: list[str] | None = shape_opt,
-        override: list[str] | None = override_opt,
-        allow_slow: bool = slow_opt,
-        seed: int | None = seed_opt,
-        threads: int | None = threads_opt,
-        json_out: Path | None = json_opt,
-    ) -> None:
-        """GRPO: shared-prefix batched rollouts + chunked update vs per-rollout generate (rollouts/s, train samples/s)."""
-        own = {
-            "samples": samples,
-            "batch_size": batch_size,
-            "group_size": group_size,
-            "max_new_tokens": max_new_tokens,
-            "ignore_eos": ignore_eos,
-            "micro_batch_size": micro_batch_size,
-            "ref_prompts": ref_prompts,
-        }
-        _run_model_bench(
-            "rl", preset, own, device=device, threads=threads, corpus=corpus, split=split,
-            text=None, shape=shape, override=override,
-            allow_slow=allow_slow, seed=seed, json_out=json_out,
-        )  # fmt: skip
+    bench.command("generate")(
+        _model_bench("generate", "Generation: left-padded batches with KV cache vs one prompt at a time (tokens/s).")
+    )
+    bench.command("rl")(
+        _model_bench(
+            "rl",
+            "GRPO: shared-prefix batched rollouts + chunked update vs per-rollout generate (rollouts/s, train samples/s).",
+        )
+    )
 
     @bench.command("extract")
+    @model_command(
+        ExtractBenchConfig,
+        {"preset": Flag("--preset", "-p"), "samples": Flag("--samples", "-n", min=1),
+         "batch_size": Flag("--batch-size", "-b", min=1), "cache_dir": Flag(type=Path | None, parse=lambda v: str(v) if v else None)},
+    )  # fmt: skip
     def extract_cmd(
-        corpus: str = typer.Option(..., "--corpus", help="prepared manifest folder or data recipe (with media)"),
-        preset: str = typer.Option("tiny-fast", "--preset", "-p", help="tiny, tiny-fast, mini or a checkpoint"),
-        device: str = device_opt,
-        samples: int | None = samples_opt,
-        batch_size: int | None = batch_opt,
-        split: str | None = split_opt,
-        change: str | None = typer.Option(None, "--change", help="pass 3 option change: modality.option=value"),
-        cache_dir: Path | None = typer.Option(None, "--cache-dir", help="parent folder of the fresh cache"),
-        keep_cache: bool = typer.Option(False, "--keep-cache", help="keep the cache folder afterwards"),
-        threads: int | None = threads_opt,
-        json_out: Path | None = json_opt,
+        values: dict[str, Any],
+        device: str = typer.Option("auto", "--device", "-d", help=DEVICE_HELP),
+        threads: int | None = typer.Option(
+            None, "--threads", min=1, help="torch CPU threads (default: torch's choice)"
+        ),
+        json_out: Path | None = typer.Option(None, "--json-out", help="also write the JSON result to this file"),
     ) -> None:
         """Features: cold cache (computed) vs warm cache (hits), and a changed encoder option (recomputed)."""
         from emollm.bench import extract
         from emollm.config import validate
 
         dev = _setup(device, threads)
-        given = {
-            "preset": preset,
-            "corpus": corpus,
-            "samples": samples,
-            "batch_size": batch_size,
-            "split": split,
-            "change": change,
-            "cache_dir": str(cache_dir) if cache_dir else None,
-            "keep_cache": keep_cache,
-        }
-        cfg = validate(
-            extract.ExtractBenchConfig, {k: v for k, v in given.items() if v is not None}, "emollm bench extract"
-        )
+        cfg = validate(extract.ExtractBenchConfig, values, "emollm bench extract")
         _finish(extract.run(cfg, dev), json_out)

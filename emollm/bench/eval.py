@@ -28,7 +28,6 @@ import statistics
 from typing import Any
 
 import torch
-from pydantic import Field
 
 from emollm.answers import read_label
 from emollm.bench.common import (
@@ -36,7 +35,6 @@ from emollm.bench.common import (
     ModelDims,
     PathResult,
     PeakMemory,
-    Precision,
     Stopwatch,
     autocast,
     cast_frozen,
@@ -44,25 +42,10 @@ from emollm.bench.common import (
     reference_dtype,
     timed,
 )
-from emollm.bench.workload import Workload, WorkloadConfig, load_workload
-from emollm.config import Strict
+from emollm.bench.configs import EvalBenchConfig
+from emollm.bench.workload import Workload, load_workload
 from emollm.features.featurizer import stack_features
 from emollm.inference.engine import Predictor
-
-
-class EvalBenchConfig(Strict):
-    workload: WorkloadConfig = Field(default_factory=WorkloadConfig)
-    batch_size: int = Field(16, gt=0)
-    repeats: int = Field(3, gt=0)
-    """Timed passes of the fast path over all samples (the median is reported)."""
-    ref_samples: int = Field(8, gt=0)
-    """Samples the reference answers one at a time (the first ones of the workload)."""
-    ref_max_new_tokens: int = Field(500, gt=0)
-    ref_answer_tokens: int | None = Field(None, gt=0)
-    """Answer length for the short-answer estimate (None: the longest label's tokens incl. end of turn)."""
-    precision: Precision = "auto"
-    """Fast-path autocast (``fast_precision``: bf16 on a GPU, on a CPU only with AMX and hidden >= 512).
-    The reference casts the frozen weights to fp16 on a GPU (as Emotion-LLaMA) and fp32 on a CPU."""
 
 
 def _prompts(pred: Predictor, wl: Workload) -> tuple[list[Any], list[Any], list[int]]:

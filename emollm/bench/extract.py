@@ -25,10 +25,9 @@ from typing import Any
 
 import torch
 import yaml
-from pydantic import Field
 
 from emollm.bench.common import BenchReport, PathResult, PeakMemory, Stopwatch
-from emollm.config import Strict
+from emollm.bench.configs import ExtractBenchConfig
 
 DEFAULT_CHANGES: dict[str, tuple[str, Any]] = {
     # encoder name -> (option, new value or a function of the current options)
@@ -39,21 +38,6 @@ DEFAULT_CHANGES: dict[str, tuple[str, Any]] = {
     "videomae": ("selection", lambda o: "uniform" if o.get("selection") != "uniform" else "segments"),
     "eva_vit_g": ("selection", lambda o: "middle" if o.get("selection") != "middle" else "first"),
 }
-
-
-class ExtractBenchConfig(Strict):
-    preset: str = "tiny-fast"
-    """Model preset or checkpoint whose encoders run (the LLM is not loaded)."""
-    corpus: str
-    """A prepared manifest folder or data recipe (media files are needed)."""
-    split: str | None = None
-    samples: int = Field(24, gt=0)
-    batch_size: int = Field(16, gt=0)
-    change: str | None = None
-    """``modality.option=value`` for pass 3 (None: a default change)."""
-    cache_dir: str | None = None
-    """Parent folder for the fresh cache (None: the system temp folder)."""
-    keep_cache: bool = False
 
 
 def _parse_change(spec: str, cfg: Any) -> tuple[str, str, Any]:

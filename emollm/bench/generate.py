@@ -21,23 +21,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from pydantic import Field
 
 from emollm.bench.common import BenchReport, ModelDims, PathResult, PeakMemory, Stopwatch
-from emollm.bench.workload import Workload, WorkloadConfig, load_workload
-from emollm.config import Strict
+from emollm.bench.configs import GenerateBenchConfig
+from emollm.bench.workload import Workload, load_workload
 from emollm.features.featurizer import stack_features
 from emollm.inference.engine import Predictor
-
-
-class GenerateBenchConfig(Strict):
-    workload: WorkloadConfig = Field(default_factory=WorkloadConfig)
-    task: str = "reason"
-    """Instruction task (emotion, reason, describe, openset)."""
-    batch_size: int = Field(16, gt=0)
-    max_new_tokens: int = Field(32, gt=0)
-    ignore_eos: bool = True
-    ref_samples: int = Field(8, gt=0)
 
 
 def _generate_all(

@@ -24,29 +24,13 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from pydantic import Field
 
 from emollm.bench.common import BenchReport, PathResult, PeakMemory, Stopwatch
-from emollm.bench.workload import WorkloadConfig, load_workload
-from emollm.config import Strict
+from emollm.bench.configs import RLBenchConfig
+from emollm.bench.workload import load_workload
 from emollm.data.contract import PromptContract
 from emollm.data.instructions import load_mixture
 from emollm.training.rl import PromptBatch, build_prompts, completion_logps, rollout
-
-
-class RLBenchConfig(Strict):
-    workload: WorkloadConfig = Field(default_factory=WorkloadConfig)
-    mixture: str = "data_recipes/mixtures/rl_emotion.yaml"
-    group_size: int = Field(8, ge=2)
-    batch_size: int = Field(4, gt=0)
-    """Prompts per rollout call of the fast path."""
-    max_new_tokens: int = Field(32, gt=0)
-    ignore_eos: bool = True
-    micro_batch_size: int = Field(16, gt=0)
-    """Completions per forward/backward chunk of the fast update."""
-    ref_prompts: int = Field(2, gt=0)
-    """Prompts the reference runs (group_size rollouts each, one at a time)."""
-    temperature: float = Field(1.0, gt=0)
 
 
 def _grpo_update(

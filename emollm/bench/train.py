@@ -26,43 +26,23 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-from pydantic import Field
 
 from emollm.bench.common import (
     BenchReport,
     ModelDims,
     PathResult,
     PeakMemory,
-    Precision,
     Stopwatch,
     autocast,
     cast_frozen,
     fast_precision,
     reference_dtype,
 )
-from emollm.bench.workload import Workload, WorkloadConfig, load_workload
-from emollm.config import Strict
+from emollm.bench.configs import TrainBenchConfig
+from emollm.bench.workload import Workload, load_workload
 from emollm.data.contract import PromptContract
 from emollm.data.instructions import load_mixture
 from emollm.training.data import EpochPlan, answer_loss, collate_training, estimate_length
-
-
-class TrainBenchConfig(Strict):
-    workload: WorkloadConfig = Field(default_factory=WorkloadConfig)
-    mixture: str = "data_recipes/mixtures/emotion_only.yaml"
-    batch_size: int = Field(8, gt=0)
-    """Micro-batch size of the fast path (the reference always uses 1)."""
-    grad_accum: int = Field(1, gt=0)
-    steps: int = Field(4, gt=0)
-    """Timed optimiser steps of the fast path."""
-    warmup_steps: int = Field(1, ge=0)
-    ref_samples: int = Field(8, gt=0)
-    """Timed reference steps (one sample each)."""
-    ref_warmup: int = Field(1, ge=0)
-    precision: Precision = "auto"
-    """Fast-path autocast; auto: see ``fast_precision``."""
-    bucket: bool = True
-    lr: float = Field(1e-4, ge=0)
 
 
 def _param_groups(model: Any, lr: float) -> list[dict[str, Any]]:

@@ -24,9 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from pydantic import Field
 
-from emollm.config import Strict
+from emollm.bench.configs import SynthTextConfig, WorkloadConfig
 from emollm.data.sample import Sample
 from emollm.features.featurizer import Featurizer, SampleFeatures
 
@@ -35,35 +34,6 @@ if TYPE_CHECKING:
 
 BENCH_PRESETS = ("tiny", "tiny-fast", "mini", "emotion-llama-shapes")
 SHAPES = "emotion-llama-shapes"
-
-
-class SynthTextConfig(Strict):
-    """Lengths of synthetic texts (the sequence-length knob of the sweeps)."""
-
-    subtitle_sentences: int = Field(1, ge=0)
-    """SynthMER pool sentences per subtitle (about 8 words each)."""
-    answer_words: int = Field(40, ge=1)
-    """Approximate words of each coarse/fine description (the training answers of the reason tasks)."""
-
-
-class WorkloadConfig(Strict):
-    preset: str = "tiny"
-    """A bench preset (tiny, tiny-fast, mini, emotion-llama-shapes) or an emollm checkpoint folder."""
-    corpus: str | None = None
-    """``synthetic``, a prepared manifest folder or a data recipe; None: the preset's default."""
-    split: str | None = None
-    """Manifest split to take samples from (None: all)."""
-    samples: int = Field(32, gt=0)
-    seed: int = 0
-    cache_dir: str = "runs/bench/features"
-    """Feature cache for manifest data."""
-    text: SynthTextConfig = Field(default_factory=SynthTextConfig)
-    shape: dict[str, Any] = Field(default_factory=dict)
-    """emotion-llama-shapes overrides (ShapeConfig fields, e.g. num_hidden_layers=2)."""
-    overrides: list[str] = Field(default_factory=list)
-    """Model config overrides for presets and checkpoints (``llm.dtype=float32``...)."""
-    gradient_checkpointing: bool = False
-    allow_slow: bool = False
 
 
 @dataclass

@@ -277,9 +277,11 @@ def eval_command(
 
 def _device(device: str) -> str | None:
     """``auto`` -> cuda when available, else the default (cpu); anything else as given."""
+    if device != "auto":
+        return device
     from emollm.device import choose_device
 
-    return str(choose_device(device))
+    return "cuda" if choose_device("auto").type == "cuda" else None  # None: the runner's default (cpu)
 
 
 def _cache_folder(cache_dir: Path | None, features: str | None) -> str:

@@ -33,7 +33,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from emollm.data.sample import Sample
 from emollm.evaluation.plan import (
@@ -83,6 +83,9 @@ __all__ = [
     "shard_name",
 ]
 
+if TYPE_CHECKING:
+    from emollm.model.system import EmoSystem
+
 log = get_logger(__name__)
 
 
@@ -102,7 +105,7 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
 
 
 def execute(
-    plan: Plan, opts: EvalOptions, ckpt: CheckpointInfo, store: RecordStore, system: Any = None
+    plan: Plan, opts: EvalOptions, ckpt: CheckpointInfo, store: RecordStore, system: EmoSystem | None = None
 ) -> dict[str, int]:
     """Compute every missing record of this shard; returns {computed, reused, total} for the shard."""
     from tqdm.auto import tqdm
@@ -249,7 +252,7 @@ def missing_records(plan: Plan, store: RecordStore) -> list[tuple[str, str, str]
     ]
 
 
-def run_eval(opts: EvalOptions, system: Any = None) -> EvalOutcome:
+def run_eval(opts: EvalOptions, system: EmoSystem | None = None) -> EvalOutcome:
     """Plan, execute (unless ``merge``), and write the report when every record exists.
 
     ``system``: an already loaded ``EmoSystem`` for ``opts.checkpoint`` (tests, notebooks); loaded lazily

@@ -38,7 +38,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
@@ -49,6 +49,9 @@ from emollm.features.featurizer import FeatureError, SampleFeatures
 from emollm.inference.engine import Predictor
 from emollm.inference.media_input import MEDIA_KINDS, make_sample
 from emollm.log import get_logger
+
+if TYPE_CHECKING:
+    from emollm.model.system import EmoSystem
 
 log = get_logger(__name__)
 
@@ -204,7 +207,7 @@ class ChatSession:
     # ------------------------------------------------------------------ state
 
     @property
-    def system(self) -> Any:
+    def system(self) -> EmoSystem:
         """The loaded ``EmoSystem`` (model, processor, encoders, labels)."""
         return self.predictor.system
 

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from pydantic import ValidationError
@@ -41,6 +41,9 @@ from emollm.inference.remote import (
     ModelOpt,
     ProfileOpt,
 )
+
+if TYPE_CHECKING:
+    from emollm.model.system import EmoSystem
 
 HELP = """commands:
   /video PATH   /audio PATH   /image PATH   attach media to the next question (checked now)
@@ -90,7 +93,7 @@ def _say(msg: str) -> None:
     typer.secho(msg, err=True, fg=typer.colors.CYAN)
 
 
-def _warn_untrained(system: Any, spec: str) -> None:
+def _warn_untrained(system: EmoSystem, spec: str) -> None:
     if not getattr(system, "trained", True):
         typer.secho(
             f"note: {spec} is untrained (random projectors, no fine-tuning): its answers are noise. "

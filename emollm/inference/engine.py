@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -28,6 +28,9 @@ from emollm.data.conversation import Conversation
 from emollm.data.sample import Sample
 from emollm.features.featurizer import Featurizer, SampleFeatures, stack_features
 from emollm.inference.scoring import candidate_token_ids
+
+if TYPE_CHECKING:
+    from emollm.model.system import EmoSystem
 
 
 @dataclass
@@ -42,7 +45,7 @@ class LabelResult:
 class Predictor:
     def __init__(
         self,
-        system: Any,
+        system: EmoSystem,
         featurizer: Featurizer,
         contract: PromptContract | None = None,
         batch_size: int = 16,

@@ -19,7 +19,7 @@ import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,6 +27,9 @@ import torch
 from emollm.data.contract import PromptContract
 from emollm.data.sample import Sample
 from emollm.features.featurizer import Featurizer, stack_features
+
+if TYPE_CHECKING:
+    from emollm.model.system import EmoSystem
 
 
 def _seed(*parts: object) -> int:
@@ -78,7 +81,7 @@ def estimate_length(sample: Sample, tokens_per_modality: int) -> int:
 
 
 def collate_training(
-    system: Any,
+    system: EmoSystem,
     recipe: PromptContract,
     featurizer: Featurizer,
     samples: Sequence[Sample],

@@ -21,13 +21,16 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
 
 from emollm.training.config import RunConfig, StageConfig
 from emollm.training.data import answer_loss, answer_positions
+
+if TYPE_CHECKING:
+    from emollm.model.system import EmoSystem
 
 
 def world() -> tuple[int, int, int]:
@@ -93,7 +96,12 @@ class Engine:
     name = "base"
 
     def __init__(
-        self, system: Any, optimizer: torch.optim.Optimizer, scheduler: Any, stage: StageConfig, device: torch.device
+        self,
+        system: EmoSystem,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        stage: StageConfig,
+        device: torch.device,
     ):
         self.system = system
         self.optimizer = optimizer
@@ -139,7 +147,13 @@ class AccelerateEngine(Engine):
     name = "accelerate"
 
     def __init__(
-        self, system: Any, optimizer: Any, scheduler: Any, stage: StageConfig, device: torch.device, run: RunConfig
+        self,
+        system: EmoSystem,
+        optimizer: Any,
+        scheduler: Any,
+        stage: StageConfig,
+        device: torch.device,
+        run: RunConfig,
     ):
         super().__init__(system, optimizer, scheduler, stage, device)
         from accelerate import Accelerator
@@ -178,7 +192,7 @@ class FSDPEngine(Engine):
 
     def __init__(
         self,
-        system: Any,
+        system: EmoSystem,
         optimizer_factory: Callable[[], Any],
         scheduler_factory: Callable[[Any], Any],
         stage: StageConfig,
@@ -269,7 +283,7 @@ class DeepSpeedEngine(Engine):
 
     def __init__(
         self,
-        system: Any,
+        system: EmoSystem,
         param_groups: list[dict[str, Any]],
         optimizer_factory: Callable[[], Any],
         scheduler_factory: Callable[[Any], Any],

@@ -95,3 +95,25 @@ def test_every_eval_option_field_is_a_flag_of_emollm_eval() -> None:
     assert helps["cache_dir"].startswith("Feature cache folder") and "--no-cache" in {
         o for p in eval_cmd.params for o in p.opts
     }
+
+
+def test_every_bench_setting_is_a_flag_of_emollm_bench() -> None:
+    """Each field of a bench's settings, its workload's and the synthetic text's is an option of
+    ``emollm bench KIND`` (help from the field's docstring); bench defaults stay the preset's (None)."""
+    from emollm.bench.commands import CONFIGS
+    from emollm.bench.configs import ExtractBenchConfig, SynthTextConfig, WorkloadConfig
+    from emollm.cli import app
+
+    bench = typer.main.get_command(app).commands["bench"]  # type: ignore[attr-defined]
+    for kind, cfg in {**CONFIGS, "extract": ExtractBenchConfig}.items():
+        cmd = bench.commands[kind]
+        names = {p.name for p in cmd.params}
+        fields = set(cfg.model_fields) - {"workload"}
+        if kind != "extract":
+            fields |= (set(WorkloadConfig.model_fields) - {"text"}) | set(SynthTextConfig.model_fields)
+        assert not sorted(fields - names), f"bench {kind}: settings without an option: {sorted(fields - names)}"
+        defaults = {p.name: p.default for p in cmd.params}
+        if kind != "extract":
+            assert defaults["preset"] == "tiny" and defaults["samples"] is None and defaults["batch_size"] is None
+    helps = {p.name: getattr(p, "help", None) for p in bench.commands["train"].params}
+    assert helps["steps"] == "Timed optimiser steps of the fast path."

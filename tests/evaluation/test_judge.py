@@ -16,19 +16,17 @@ from emollm.evaluation.judge import (
     ENV_API_KEY,
     ENV_BASE_URL,
     DescriptionPair,
-    EmotionLexicon,
     Judge,
     JudgeConfig,
     JudgeError,
     chat_completions_url,
-    emotion_word_overlap,
     load_judge_prompts,
     pair_descriptions,
     parse_judge_score,
     read_descriptions,
-    set_overlap,
-    text_similarity,
 )
+from emollm.evaluation.lexicon import EmotionLexicon
+from emollm.evaluation.metrics.explanation import emotion_word_overlap, set_overlap, text_similarity
 from emollm.paths import resource_root
 
 # ----------------------------------------------------------------------------------------------

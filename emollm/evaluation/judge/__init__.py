@@ -5,17 +5,20 @@
 - ``backends``: ``JudgeConfig`` and the ``local`` / ``openai`` backends (``JUDGE_BACKENDS``), ``JudgeError``;
 - ``cache``: ``ReplyCache``, every raw reply on disk keyed by sample, call, prompt hash and judge id.
 
-The judge-free scores of the same pairs are metrics (``emollm.evaluation.metrics.explanation``) and the
-emotion lexicon they use is ``emollm.evaluation.lexicon``; their names stay importable from here::
+The pairs it scores come from ``emollm.evaluation.descriptions`` (re-exported here); the judge-free
+scores of the same pairs are metrics (``emollm.evaluation.metrics.explanation``, emotion words through
+``emollm.evaluation.lexicon``), kept out of this package so metrics may use the judge::
 
     from emollm.evaluation.judge import Judge, JudgeConfig, pair_descriptions, read_descriptions
     judge = Judge(JudgeConfig(backend="openai", model="gpt-3.5-turbo-16k-0613", cache_dir="runs/judge-cache"))
     report = judge.clue_overlap(pair_descriptions(read_descriptions("gt.csv"), read_descriptions("pred.csv")))
 """
 
+from emollm.evaluation.descriptions import DescriptionPair, PairedDescriptions, pair_descriptions, read_descriptions
 from emollm.evaluation.judge.backends import (
     ENV_API_KEY,
     ENV_BASE_URL,
+    JUDGE_BACKENDS,
     JudgeBackend,
     JudgeConfig,
     JudgeError,
@@ -34,24 +37,12 @@ from emollm.evaluation.judge.judge import (
     load_judge_prompts,
     parse_judge_score,
 )
-from emollm.evaluation.lexicon import EmotionLexicon
-from emollm.evaluation.metrics.explanation import (
-    DescriptionPair,
-    OverlapReport,
-    PairedDescriptions,
-    SimilarityReport,
-    emotion_word_overlap,
-    pair_descriptions,
-    read_descriptions,
-    set_overlap,
-    text_similarity,
-)
 
 __all__ = [
     "DescriptionPair",
     "ENV_API_KEY",
     "ENV_BASE_URL",
-    "EmotionLexicon",
+    "JUDGE_BACKENDS",
     "Judge",
     "JudgeBackend",
     "JudgeConfig",
@@ -62,17 +53,12 @@ __all__ = [
     "LocalBackend",
     "Metric",
     "OpenAIBackend",
-    "OverlapReport",
     "PairedDescriptions",
     "ReplyCache",
     "SampleJudgement",
-    "SimilarityReport",
     "chat_completions_url",
-    "emotion_word_overlap",
     "load_judge_prompts",
     "pair_descriptions",
     "parse_judge_score",
     "read_descriptions",
-    "set_overlap",
-    "text_similarity",
 ]

@@ -49,9 +49,9 @@ from typing import Any, Literal
 import numpy as np
 from tqdm.auto import tqdm
 
+from emollm.evaluation.descriptions import DescriptionPair, PairedDescriptions, _as_paired
 from emollm.evaluation.judge.backends import JUDGE_BACKENDS, JudgeBackend, JudgeConfig
 from emollm.evaluation.judge.cache import ReplyCache
-from emollm.evaluation.metrics.explanation import DescriptionPair, PairedDescriptions, _as_paired
 from emollm.io import sha256_text
 from emollm.log import get_logger
 from emollm.paths import resolve_resource

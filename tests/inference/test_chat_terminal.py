@@ -144,5 +144,6 @@ def test_ctrl_c_stops_the_answer_and_keeps_the_session(tiny_ckpt, feature_cache,
 
     t.type("\x03")
     t.expect("[Ctrl-C again, /bye or Ctrl-D to leave]")
+    t.expect("you> ")  # input() is reading again: the second Ctrl-C is the REPL's, not a stray interrupt
     t.type("\x03")
     assert t.wait() == 0

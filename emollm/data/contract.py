@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import random
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -316,6 +317,25 @@ class PromptContract(Strict):
                 raise ValueError(f"sample {sample.id!r} has no {self.task(task).target!r} for task {task!r}")
             msgs.append(Message("assistant", [ans]))
         return Conversation(msgs, sample_id=sample.id)
+
+    def questions(
+        self,
+        samples: Sequence[Sample],
+        modalities: Sequence[list[str]],
+        task: str,
+        prompt_index: int = 0,
+        include_subtitle: bool | None = None,
+        instruction: str | None = None,
+        label_order: list[str] | None = None,
+    ) -> list[Conversation]:
+        """The inference conversations (no answer) of ``samples``, each with its own ``modalities``;
+        ``label_order`` renders ``{labels}`` in that order (a prompt variant) unless ``instruction`` is given."""
+        if instruction is None and label_order is not None:
+            instruction = self.instruction(task, prompt_index, label_order)
+        return [
+            self.conversation(s, task, mods, prompt_index, False, include_subtitle, instruction)
+            for s, mods in zip(samples, modalities, strict=True)
+        ]
 
     def training_conversation(self, sample: Sample, modalities: list[str], rng: random.Random) -> Conversation | None:
         """One training conversation: a weighted task, a random prompt of it, the subtitle rule."""

@@ -83,24 +83,8 @@ class Predictor:
         instruction: str | None = None,
         label_order: list[str] | None = None,
     ) -> list[Conversation]:
-        out = []
-        for s, f in zip(samples, feats, strict=True):
-            mods = [m for m in self.system.modalities if m in f.features]
-            instr = instruction
-            if instr is None and label_order is not None:
-                instr = self.contract.instruction(task, prompt_index, label_order)
-            out.append(
-                self.contract.conversation(
-                    s,
-                    task,
-                    mods,
-                    prompt_index=prompt_index,
-                    with_answer=False,
-                    include_subtitle=include_subtitle,
-                    instruction=instr,
-                )
-            )
-        return out
+        mods = [[m for m in self.system.modalities if m in f.features] for f in feats]
+        return self.contract.questions(samples, mods, task, prompt_index, include_subtitle, instruction, label_order)
 
     def _batches(self, convs: list[Conversation]) -> tuple[list[list[int]], list[Any]]:
         """Length-sorted batches of indices, and every conversation's encoding (computed once)."""

@@ -283,25 +283,15 @@ class RemotePredictor:
         instruction: str | None = None,
         label_order: list[str] | None = None,
     ) -> list[Conversation]:
-        out = []
-        for s, f in zip(samples, feats, strict=True):
-            mods = [m for m in self.modalities if m in f.features]
-            instr = instruction
-            if instr is None and label_order is not None:
-                instr = self.contract.instruction(task, prompt_index, label_order)
-            sub = include_subtitle if include_subtitle is not None else self.contract.include_subtitle()
-            conv = self.contract.conversation(
-                s,
-                task,
-                mods,
-                prompt_index=prompt_index,
-                with_answer=False,
-                include_subtitle=False if self.ep.profile == "emollm" else sub,
-                instruction=instr,
-            )
-            conv.meta["subtitle"] = s.subtitle if (sub and self.ep.profile == "emollm") else None
-            out.append(conv)
-        return out
+        mods = [[m for m in self.modalities if m in f.features] for f in feats]
+        sub = include_subtitle if include_subtitle is not None else self.contract.include_subtitle()
+        own = self.ep.profile == "emollm"  # the subtitle travels in emollm's message field, not the text
+        convs = self.contract.questions(
+            samples, mods, task, prompt_index, False if own else sub, instruction, label_order
+        )
+        for s, conv in zip(samples, convs, strict=True):
+            conv.meta["subtitle"] = s.subtitle if (sub and own) else None
+        return convs
 
     def request(
         self, conv: Conversation, feats: RemoteInputs, max_new_tokens: int, logprobs: bool = False

@@ -17,6 +17,7 @@ becomes a sample of the open-set file's split.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import Field
@@ -87,7 +88,25 @@ def load_mer2024(opts: MER2024Options, ctx: ImportContext) -> list[Sample]:
             meta=meta,
         )
 
-    for split, rel in opts.labels.items():
+    add_label_tables(ctx, opts.labels, opts.valence_placeholder, samples, new_sample)
+    add_openset_tables(ctx, opts.openset, samples, new_sample)
+    return list(samples.values())
+
+
+NewSample = Callable[..., Sample]
+"""``new(sid, split, path, row, **fields) -> Sample``: an importer's sample builder (media, subtitles...)."""
+
+
+def add_label_tables(
+    ctx: ImportContext,
+    tables: dict[str, str],
+    valence_placeholder: float | None,
+    samples: dict[str, Sample],
+    new: NewSample,
+) -> None:
+    """MER-style ``name,discrete[,valence]`` tables, one per split, into ``samples`` (ids claimed once;
+    a missing ``discrete`` column imports unlabelled rows; valence outside -5..5 is a problem)."""
+    for split, rel in tables.items():
         table = read_table(ctx, rel, id_cols=("name",), columns=("discrete",))
         if table is None:
             continue
@@ -99,17 +118,19 @@ def load_mer2024(opts: MER2024Options, ctx: ImportContext) -> list[Sample]:
             label, meta = (
                 (None, {}) if "discrete" in table.missing else ctx.label(r["discrete"], path, row, "discrete", sid)
             )
-            valence = ctx.number(
-                r.get("valence"), path, row, "valence", sid, opts.valence_placeholder, bounds=VALENCE_RANGE
-            )
-            samples[sid] = new_sample(sid, split, path, row, label=label, valence=valence, meta=meta)
+            valence = ctx.number(r.get("valence"), path, row, "valence", sid, valence_placeholder, bounds=VALENCE_RANGE)
+            samples[sid] = new(sid, split, path, row, label=label, valence=valence, meta=meta)
 
-    for split, rel in opts.openset.items():
+
+def add_openset_tables(ctx: ImportContext, tables: dict[str, str], samples: dict[str, Sample], new: NewSample) -> None:
+    """MER-OV ``name,openset`` tables: the words join a sample of the label tables, or make a new one;
+    a second list for one id is a ``duplicate_id`` problem (excluded)."""
+    for split, rel in tables.items():
         for path, row, sid, words in read_openset(ctx, rel):
             s = samples.get(sid)
             if s is None:
                 if ctx.claim(sid, path, row):
-                    samples[sid] = new_sample(sid, split, path, row, openset=words)
+                    samples[sid] = new(sid, split, path, row, openset=words)
             elif s.openset is not None:
                 ctx.problem(
                     path,
@@ -122,4 +143,3 @@ def load_mer2024(opts: MER2024Options, ctx: ImportContext) -> list[Sample]:
                 )
             else:
                 s.openset = words
-    return list(samples.values())

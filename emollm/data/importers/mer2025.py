@@ -31,11 +31,11 @@ from emollm.data.importers.base import (
     MediaIndex,
     clean,
     read_lookup,
-    read_openset,
     read_table,
     register_importer,
     video_media,
 )
+from emollm.data.importers.mer2024 import add_label_tables, add_openset_tables
 from emollm.data.sample import Sample
 
 
@@ -88,38 +88,8 @@ def load_mer2025(opts: MER2025Options, ctx: ImportContext) -> list[Sample]:
             **fields,
         )
 
-    for split, rel in opts.labels.items():
-        table = read_table(ctx, rel, id_cols=("name",), columns=("discrete",))
-        if table is None:
-            continue
-        path = str(table.path)
-        for row, r in table.rows():
-            sid = r["name"]
-            if not ctx.claim(sid, path, row):
-                continue
-            label, meta = (
-                (None, {}) if "discrete" in table.missing else ctx.label(r["discrete"], path, row, "discrete", sid)
-            )
-            valence = ctx.number(r.get("valence"), path, row, "valence", sid, opts.valence_placeholder)
-            samples[sid] = new(sid, split, path, row, label=label, valence=valence, meta=meta)
-    for split, rel in opts.openset.items():
-        for path, row, sid, words in read_openset(ctx, rel):
-            s = samples.get(sid)
-            if s is None:
-                if ctx.claim(sid, path, row):
-                    samples[sid] = new(sid, split, path, row, openset=words)
-            elif s.openset is not None:
-                ctx.problem(
-                    path,
-                    row,
-                    "openset",
-                    "duplicate_id",
-                    f"id {sid!r} already has an open-set list; this row is excluded",
-                    sample_id=sid,
-                    action="excluded",
-                )
-            else:
-                s.openset = words
+    add_label_tables(ctx, opts.labels, opts.valence_placeholder, samples, new)
+    add_openset_tables(ctx, opts.openset, samples, new)
     for sid, row in cand.items():
         if sid not in samples and ctx.claim(sid, cand_path, row):
             samples[sid] = new(sid, "candidates", cand_path, row)

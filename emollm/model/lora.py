@@ -18,13 +18,25 @@ import torch
 from emollm.config import LoRAConfig
 
 
-def apply_lora(llm: Any, cfg: LoRAConfig, quantized: bool = False, gradient_checkpointing: bool = False) -> Any:
+def apply_lora(
+    llm: Any,
+    cfg: LoRAConfig,
+    quantized: bool = False,
+    gradient_checkpointing: bool = False,
+    target_regex: str | None = None,
+) -> Any:
+    """Attach adapters on ``cfg.targets``; ``target_regex`` (a full-match regex over dotted module names)
+    narrows them, e.g. to a native model's language model, away from its towers."""
+    import re
+
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     if not cfg.enabled:
         return llm
     names = {n.rsplit(".", 1)[-1] for n, _ in llm.named_modules()}
     missing = [t for t in cfg.targets if t not in names]
+    if target_regex is not None and not any(re.match(target_regex, n) for n, _ in llm.named_modules()):
+        missing = list(cfg.targets)
     if missing:
         linear = sorted({n.rsplit(".", 1)[-1] for n, m in llm.named_modules() if isinstance(m, torch.nn.Linear)})
         raise ValueError(f"LoRA targets {missing} are not modules of this LLM; linear layers present: {linear}")
@@ -34,7 +46,7 @@ def apply_lora(llm: Any, cfg: LoRAConfig, quantized: bool = False, gradient_chec
         r=cfg.r,
         lora_alpha=cfg.alpha,
         lora_dropout=cfg.dropout,
-        target_modules=list(cfg.targets),
+        target_modules=target_regex if target_regex is not None else list(cfg.targets),
         bias="none",
         task_type="CAUSAL_LM",
     )

@@ -79,6 +79,40 @@ def _mini() -> dict[str, Any]:
     }
 
 
+def _tiny_native(family: str, audio: bool, video: bool) -> dict[str, Any]:
+    mods: dict[str, Any] = {}
+    if video:
+        mods["video"] = {"encoder": {"name": "native_video", "options": {"family": family, "n_frames": 4, "size": 56}}}
+    if audio:
+        mods["audio"] = {"encoder": {"name": "native_audio", "options": {"family": family, "seconds": 1.0}}}
+    return {
+        "llm": {"source": "tiny", "family": family},
+        "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "targets": ["q_proj", "v_proj"]},
+        "modalities": mods,
+        "system_prompt": None,
+        "label_space": "mer6",
+        "max_length": 512,
+    }
+
+
+@PRESETS.register("tiny-qwen2-audio")
+def _tiny_qwen2_audio() -> dict[str, Any]:
+    """A random tiny Qwen2-Audio (audio tower + projector + Qwen2 LM) fed 1 s of log-mel audio."""
+    return _tiny_native("qwen2-audio", audio=True, video=False)
+
+
+@PRESETS.register("tiny-qwen2.5-omni")
+def _tiny_qwen25_omni() -> dict[str, Any]:
+    """A random tiny Qwen2.5-Omni thinker: 4 frames at 56 px and 1 s of audio."""
+    return _tiny_native("qwen2.5-omni", audio=True, video=True)
+
+
+@PRESETS.register("tiny-qwen2-vl")
+def _tiny_qwen2_vl() -> dict[str, Any]:
+    """A random tiny Qwen2-VL: 4 frames at 56 px through its own vision tower."""
+    return _tiny_native("qwen2-vl", audio=False, video=True)
+
+
 def weights_root() -> str:
     return os.environ.get("EMOLLM_WEIGHTS", "weights")
 

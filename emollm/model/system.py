@@ -34,6 +34,7 @@ log = get_logger(__name__)
 class EmoSystem:
     cfg: ModelConfig
     model: EmoLLM
+    """EmoLLM, or NativeLM for a native family: the same forward/generate/score_labels interface."""
     processor: Processor
     encoders: dict[str, Encoder]
     labels: LabelSpace
@@ -64,7 +65,13 @@ def build_system(
     source: str = "config",
     projector_seed: int = 0,
 ) -> EmoSystem:
-    """Build encoders, LLM (+placeholders, +LoRA), projectors and the processor from ``cfg``."""
+    """Build encoders, LLM (+placeholders, +LoRA), projectors and the processor from ``cfg``; a native
+    ``llm.family`` builds that model with its own media inputs instead (``emollm.model.native``)."""
+    if cfg.llm.native:
+        from emollm.model.native.build import build_native
+
+        lm, proc, encs = build_native(cfg, device, gradient_checkpointing)
+        return EmoSystem(cfg, lm, proc, encs, label_space(cfg.label_space), source)  # type: ignore[arg-type]
     encoders = {m: build_encoder(mc.encoder) for m, mc in cfg.modalities.items()}
     llm, tok = load_llm(cfg.llm, device)
     placeholder_ids = add_placeholder_tokens(llm, tok, list(cfg.modalities))

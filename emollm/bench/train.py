@@ -65,7 +65,7 @@ class _Stream:
         self.recipe = PromptContract.from_mixture(
             load_mixture(cfg.mixture), wl.system.labels, wl.system.cfg.system_prompt
         )
-        tokens = sum(e.tokens_per_item for e in wl.system.encoders.values())
+        tokens = sum(e.llm_tokens for e in wl.system.encoders.values())
         lengths = [estimate_length(s, tokens) for s in wl.samples]
         if len(wl.samples) < batch_size:
             raise ValueError(f"--samples {len(wl.samples)} is smaller than the batch size {batch_size}")

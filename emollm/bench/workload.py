@@ -206,7 +206,9 @@ def _manifest_workload(cfg: WorkloadConfig, man: Any, system: EmoSystem, device:
 def _fit_standardizers(wl: Workload) -> None:
     """Fit unfitted input standardisers (mini's eGeMAPS/FER projectors) on the workload's features, as
     training would, so random-init projectors see sane inputs."""
-    projs = {m: p for m, p in wl.system.model.projectors.items() if p.standardize and not bool(p.fitted)}
+    projs = {
+        m: p for m, p in wl.system.model.projectors.items() if getattr(p, "standardize", False) and not bool(p.fitted)
+    }
     if not projs:
         return
     feats = wl.featurizer(wl.samples[:256], wl.root, list(projs))

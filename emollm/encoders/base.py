@@ -74,6 +74,9 @@ class Encoder(nn.Module):
         self.media = media
         self.dim = int(dim)
         self.tokens_per_item = int(tokens_per_item)
+        self.llm_tokens = int(tokens_per_item)
+        """Placeholder tokens per item in the language model's sequence: ``tokens_per_item`` for emollm's
+        projected features; fewer for a native model's inputs (its tower pools mel frames / merges patches)."""
         self.identity = f"{identity}|{media.describe()}|emollm-enc-v1"
         self.module = module
         if module is not None:

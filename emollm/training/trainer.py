@@ -381,7 +381,11 @@ class Trainer:
         log.info("initialised trainable weights from %s", p)
 
     def _fit_standardizers(self) -> None:
-        projs = {m: p for m, p in self.system.model.projectors.items() if p.standardize and not bool(p.fitted)}
+        projs = {
+            m: p
+            for m, p in self.system.model.projectors.items()
+            if getattr(p, "standardize", False) and not bool(p.fitted)
+        }
         if not projs:
             return
         n = min(len(self.train_samples), 512)
@@ -517,7 +521,7 @@ class Trainer:
             return run_rl_stage(self, si, stage)
         cfg = self.cfg
         recipe, self.system.contract = self.contracts[si]
-        tokens = sum(e.tokens_per_item for e in self.system.encoders.values())
+        tokens = sum(e.llm_tokens for e in self.system.encoders.values())
         lengths = [estimate_length(s, tokens) for s in self.train_samples]
         plan = EpochPlan(
             len(self.train_samples),

@@ -151,7 +151,7 @@ def _item_index(model: Any, input_ids: torch.Tensor, features: dict[str, torch.T
     out = {}
     for m, f in features.items():
         pid = model.placeholder_ids[m]
-        per = (input_ids == pid).sum(1) // f.shape[1]  # items per prompt
+        per = (input_ids == pid).sum(1) // getattr(model, "llm_tokens", {}).get(m, f.shape[1])  # items per prompt
         start = torch.cumsum(per, 0) - per
         idx = [torch.arange(int(start[r]), int(start[r] + per[r])) for r in rows.tolist()]
         idx = torch.cat(idx) if idx else torch.zeros(0, dtype=torch.long)
@@ -197,8 +197,6 @@ def rollout(
     ids = prompts.input_ids.to(dev)
     att = prompts.attention_mask.to(dev)
     feats = {k: v.to(dev) for k, v in prompts.features.items()}
-    llm = model.llm
-    embed_tokens = llm.get_input_embeddings()
     stops = torch.tensor(model.stop_ids, device=dev)
     banned = list(model.placeholder_ids.values())
     gens = []
@@ -207,26 +205,9 @@ def rollout(
             gens.append(torch.Generator(device="cpu").manual_seed(int(s) + g))
     ctx = autocast if autocast is not None else nullcontext()
     with ctx:
-        emb = model.embed(ids, feats)  # projectors once per prompt
-        pos = (att.cumsum(-1) - 1).clamp(min=0)
-        if shared_prefix:
-            out = llm(inputs_embeds=emb, attention_mask=att, position_ids=pos, use_cache=True, logits_to_keep=1)
-            cache = out.past_key_values
-            cache.batch_repeat_interleave(G)
-            logits = out.logits[:, -1].repeat_interleave(G, 0)
-        else:
-            out = llm(
-                inputs_embeds=emb.repeat_interleave(G, 0),
-                attention_mask=att.repeat_interleave(G, 0),
-                position_ids=pos.repeat_interleave(G, 0),
-                use_cache=True,
-                logits_to_keep=1,
-            )
-            cache = out.past_key_values
-            logits = out.logits[:, -1]
+        # features once per prompt; the prompt KV once per group (``share_prefix``), expanded G times
+        logits, state = model.prefill(ids, att, feats, repeat=G, share_prefix=shared_prefix)
         n = logits.shape[0]
-        att_n = att.repeat_interleave(G, 0)
-        last = pos[:, -1:].repeat_interleave(G, 0)
         done = torch.zeros(n, dtype=torch.bool, device=dev)
         toks, masks = [], []
         for t in range(max_new_tokens):
@@ -242,16 +223,7 @@ def rollout(
             done = done | torch.isin(tok, stops)
             if bool(done.all()) or t == max_new_tokens - 1:
                 break
-            att_n = torch.cat([att_n, torch.ones_like(att_n[:, :1])], dim=1)
-            out = llm(
-                inputs_embeds=embed_tokens(tok[:, None]),
-                attention_mask=att_n,
-                position_ids=last + t + 1,
-                past_key_values=cache,
-                use_cache=True,
-            )
-            cache = out.past_key_values
-            logits = out.logits[:, -1]
+            logits = model.decode(tok, state)
     return torch.stack(toks, 1), torch.stack(masks, 1).long()
 
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from emollm.model.emollm import _contiguous_input
+from emollm.model.emollm import DecodeState, _contiguous_input
 from emollm.model.native.families import NativeFamily
 
 
@@ -142,6 +142,22 @@ class NativeLM(nn.Module):
             return None
         return (attention_mask.cumsum(-1) - 1).clamp(min=0)
 
+    @property
+    def llm_tokens(self) -> dict[str, int]:
+        """Placeholder tokens per media item, by modality."""
+        return {m: int(self.encoders[m].llm_tokens) for m in self.placeholder_ids}
+
+    def repeat_items(self, input_ids: torch.Tensor, features: dict[str, torch.Tensor], repeat: int) -> dict:
+        """Features of every prompt row repeated ``repeat`` times, in row order (for ``ids.repeat_interleave``)."""
+        out = {}
+        for m, f in features.items():
+            per = (input_ids == self.placeholder_ids[m]).sum(1) // self.llm_tokens[m]  # items per row
+            start = torch.cumsum(per, 0) - per
+            idx = [torch.arange(int(start[r]), int(start[r] + per[r])) for r in range(len(per)) for _ in range(repeat)]
+            if idx:
+                out[m] = f[torch.cat(idx).to(f.device)]
+        return out
+
     # ------------------------------------------------------------------ forward
 
     def forward(
@@ -153,7 +169,65 @@ class NativeLM(nn.Module):
         **kwargs: Any,
     ) -> Any:
         kw = self.media_inputs(input_ids, features)
-        return self.llm(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kw, **kwargs)
+        if self.family.mrope:  # the model places M-RoPE from the placeholders and the attention mask
+            kwargs.pop("position_ids", None)
+        out = self.llm(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kw, **kwargs)
+        keep = kwargs.get("logits_to_keep")
+        if isinstance(keep, int) and keep > 0 and out.logits.shape[1] == input_ids.shape[1] > keep:
+            # Qwen2-Audio's forward ignores ``logits_to_keep`` (full logits; answer_loss takes either)
+            out.logits = out.logits[:, -keep:]
+        return out
+
+    # ------------------------------------------------------------------ step-wise decoding (RL rollouts)
+
+    def prefill(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        features: dict[str, torch.Tensor] | None,
+        repeat: int = 1,
+        share_prefix: bool = True,
+    ) -> tuple[torch.Tensor, DecodeState]:
+        """As ``EmoLLM.prefill``: logits ``[B*repeat, V]`` and the decoding state."""
+        features = features or {}
+        att = attention_mask
+        if not share_prefix and repeat > 1:  # reference path: every copy prefilled
+            features = self.repeat_items(input_ids, features, repeat)
+            input_ids = input_ids.repeat_interleave(repeat, 0)
+            att = att.repeat_interleave(repeat, 0)
+            repeat_after = 1
+        else:
+            repeat_after = repeat
+        pos = self._positions(att)
+        extra = {} if pos is None else {"position_ids": pos}
+        media = self.media_inputs(input_ids, features)
+        out = self.llm(input_ids=input_ids, attention_mask=att, use_cache=True, logits_to_keep=1, **media, **extra)
+        cache = getattr(out, "cache", None) or out.past_key_values
+        if repeat_after > 1:
+            cache.batch_repeat_interleave(repeat_after)
+        logits = out.logits[:, -1].repeat_interleave(repeat_after, 0)
+        att_n = att.repeat_interleave(repeat_after, 0)
+        if pos is None:  # M-RoPE: the last text position is (real-token index + the prompt's rope delta)
+            delta = self._rope_deltas().to(att.device).reshape(-1, 1)  # [rows prefilled, 1]
+            last = (att_n.cumsum(-1) - 1)[:, -1:] + delta.repeat_interleave(repeat_after, 0)
+        else:
+            last = pos[:, -1:].repeat_interleave(repeat_after, 0)
+        return logits, DecodeState(cache, att_n, last)
+
+    def decode(self, tokens: torch.Tensor, state: DecodeState) -> torch.Tensor:
+        """As ``EmoLLM.decode``: one token per row ``[n]`` -> next logits ``[n, V]``."""
+        state.attention_mask = torch.cat([state.attention_mask, torch.ones_like(state.attention_mask[:, :1])], dim=1)
+        state.position = state.position + 1
+        pos = state.position if not self.family.mrope else state.position.unsqueeze(0).expand(3, -1, -1)
+        out = self.llm(
+            input_ids=tokens[:, None],
+            attention_mask=state.attention_mask,
+            position_ids=pos,
+            cache=state.cache,
+            use_cache=True,
+        )
+        state.cache = getattr(out, "cache", None) or out.past_key_values
+        return out.logits[:, -1]
 
     @torch.no_grad()
     def generate(

@@ -70,6 +70,11 @@ class EmoLLM(nn.Module):
         if head is not None:
             head.register_forward_pre_hook(_contiguous_input)
 
+    @property
+    def suppressed_ids(self) -> list[int]:
+        """Tokens never generated: the placeholders."""
+        return sorted(self.placeholder_ids.values())
+
     # ------------------------------------------------------------------ parameters
 
     @property

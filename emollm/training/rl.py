@@ -198,7 +198,7 @@ def rollout(
     att = prompts.attention_mask.to(dev)
     feats = {k: v.to(dev) for k, v in prompts.features.items()}
     stops = torch.tensor(model.stop_ids, device=dev)
-    banned = list(model.placeholder_ids.values())
+    banned = list(model.suppressed_ids)
     gens = []
     for s in prompts.seeds:
         for g in range(G):

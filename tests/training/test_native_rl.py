@@ -52,8 +52,14 @@ def test_native_shared_prefix_rollouts_equal_full_prefills(setup) -> None:
     solo, sm = rollout(system.model, _prompts(setup, [3]), 3, 5)
     T = min(solo.shape[1], a.shape[1])
     assert torch.equal(solo[:, :T] * sm[:, :T], a[3:6, :T] * am[3:6, :T])
-    placeholders = set(system.model.placeholder_ids.values())
-    assert not any(int(t) in placeholders for t in a[am.bool()])
+    # long forced completions never emit a placeholder or a media marker (an <|audio_bos|> in the
+    # completion would send the log-prob forward looking for audio that is not there)
+    long, lm = rollout(system.model, p, 3, 12, min_new_tokens=12)
+    banned = set(system.model.suppressed_ids)
+    assert banned >= set(system.model.placeholder_ids.values()) and len(banned) > len(system.modalities)
+    assert not any(int(t) in banned for t in long[lm.bool()])
+    lp, _ = completion_logps(system.model, system.model, p, torch.arange(6), long, lm, 3, 1.0)
+    assert torch.isfinite(lp[lm.bool()]).all()
 
 
 def test_native_logps_match_a_plain_forward(setup) -> None:

@@ -146,7 +146,16 @@ def build_native(
         placeholders={m: s.token for m, s in slots.items()},
         wrappers={m: (s.before, s.after) for m, s in slots.items()},
     )
+    special = {t: int(tok.convert_tokens_to_ids(t)) for t in fam.special_tokens()}
     lm = NativeLM(
-        model, fam, kinds, encoders, processor.placeholder_ids, processor.stop_ids, processor.pad_id, projectors
+        model,
+        fam,
+        kinds,
+        encoders,
+        processor.placeholder_ids,
+        processor.stop_ids,
+        processor.pad_id,
+        projectors,
+        special,
     )
     return lm, processor, encoders

@@ -43,6 +43,7 @@ class NativeLM(nn.Module):
         stop_ids: list[int],
         pad_id: int,
         projectors: dict[str, nn.Module] | None = None,
+        special_ids: dict[str, int] | None = None,
     ) -> None:
         super().__init__()
         # registered before ``llm`` so that shared projector parameters are named ``projectors.*``
@@ -54,6 +55,10 @@ class NativeLM(nn.Module):
         self.placeholder_ids = dict(placeholder_ids)
         self.stop_ids = list(stop_ids)
         self.pad_id = int(pad_id)
+        tok_ids = dict(special_ids or {})
+        self.suppressed_ids = sorted(set(self.placeholder_ids.values()) | set(tok_ids.values()))
+        """Tokens never generated: the placeholders and the family's media markers (an ``<|audio_bos|>``
+        in an answer would make the model look for audio that is not there)."""
         cfg = self._config()
         self._image_id = getattr(cfg, "image_token_id", None) or getattr(cfg, "image_token_index", None)
         self._video_id = getattr(cfg, "video_token_id", None) or getattr(cfg, "video_token_index", None)
@@ -245,7 +250,7 @@ class NativeLM(nn.Module):
             kw.pop("top_p", None)
         kw.setdefault("eos_token_id", self.stop_ids)
         kw.setdefault("pad_token_id", self.pad_id)
-        kw.setdefault("suppress_tokens", sorted(set(self.placeholder_ids.values())))
+        kw.setdefault("suppress_tokens", self.suppressed_ids)
         media = self.media_inputs(input_ids, features)
         out = self.llm.generate(input_ids=input_ids, attention_mask=attention_mask, **media, **kw)
         return out[:, input_ids.shape[1] :]

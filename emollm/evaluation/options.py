@@ -23,8 +23,10 @@ class EvalOptions(Strict):
     checkpoint: str = ""
     """A checkpoint folder (trainable.safetensors + model.yaml) or a preset name (zero-shot); with
     ``backend: openai`` it may be empty (the endpoint's model is evaluated)."""
-    backend: Literal["local", "openai"] = "local"
-    """local: an emollm checkpoint or preset in this process; openai: an OpenAI-compatible endpoint."""
+    backend: Literal["local", "native", "openai"] = "local"
+    """local: an emollm checkpoint or preset in this process; native: the same for a native multimodal model
+    (a native preset or checkpoint, or a released Qwen2-Audio / Qwen2.5-Omni / Qwen2-VL folder), checked to
+    be one; openai: an OpenAI-compatible endpoint."""
     endpoint: EndpointConfig | None = None
     """The endpoint (``backend: openai``): base URL, model, media parts, concurrency, retries, cache."""
     tasks: list[str] = Field(default_factory=list)
@@ -65,8 +67,10 @@ class EvalOptions(Strict):
     def _backend(self) -> EvalOptions:
         if self.backend == "openai" and self.endpoint is None:
             raise ValueError("backend openai needs an endpoint (--base-url URL --model NAME)")
-        if self.backend == "local" and not self.checkpoint:
-            raise ValueError("a local run needs --checkpoint (a checkpoint folder or a preset)")
+        if self.backend in ("local", "native") and not self.checkpoint:
+            raise ValueError(
+                f"a {self.backend} run needs --checkpoint (a checkpoint folder, a preset or a model folder)"
+            )
         return self
 
     @field_validator("shard")

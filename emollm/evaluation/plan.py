@@ -58,7 +58,8 @@ RECORD_FORMAT = "emollm-eval-record-v1"
 @dataclass(frozen=True)
 class CheckpointInfo:
     spec: str
-    kind: Literal["preset", "checkpoint"]
+    kind: Literal["preset", "checkpoint", "native", "endpoint"]
+    """``native``: a released native model folder (zero-shot, its own weights)."""
     name: str
     identity: str
     cfg: ModelConfig | None
@@ -96,7 +97,19 @@ def run_info(opts: EvalOptions) -> CheckpointInfo:
     if opts.backend == "openai":
         assert opts.endpoint is not None
         return endpoint_info(opts.endpoint)
-    return checkpoint_info(opts.checkpoint)
+    info = checkpoint_info(opts.checkpoint)
+    if opts.backend == "native":
+        require_native(info.cfg, opts.checkpoint)
+    return info
+
+
+def require_native(cfg: ModelConfig | None, spec: str) -> None:
+    """``--backend native`` names a native multimodal model (a native preset, checkpoint or model folder)."""
+    if cfg is None or not cfg.llm.native:
+        raise ValueError(
+            f"--backend native runs a native multimodal model (llm.family qwen2-audio, qwen2.5-omni, qwen2-vl); "
+            f"{spec!r} is emollm's encoder+projector stack: use --backend local"
+        )
 
 
 def checkpoint_info(spec: str) -> CheckpointInfo:
@@ -119,6 +132,15 @@ def checkpoint_info(spec: str) -> CheckpointInfo:
         contract = load_contract(p, label_space(cfg.label_space), cfg.system_prompt)
         ident = f"checkpoint:{name}@{h.hexdigest()[:16]}"
         return CheckpointInfo(spec, "checkpoint", name, ident, cfg, contract, _kinds(cfg))
+    if m.kind == "native":  # a released native model folder, zero-shot: its config and weight files name it
+        assert m.path is not None
+        cfg = model_config_for(m)
+        h = hashlib.sha256(sha256_file(m.path / "config.json").encode())
+        for f in sorted(m.path.glob("*.safetensors")):
+            h.update(f"{f.name}:{f.stat().st_size}".encode())
+        name = m.path.resolve().name
+        contract = default_contract(label_space(cfg.label_space), cfg.system_prompt)
+        return CheckpointInfo(spec, "native", name, f"native:{name}@{h.hexdigest()[:16]}", cfg, contract, _kinds(cfg))
     cfg = model_config(spec)
     digest = hashlib.sha256(json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
     contract = default_contract(label_space(cfg.label_space), cfg.system_prompt)

@@ -470,8 +470,8 @@ def predict_command(
     if valence_from and valence_table is not None:
         raise ValueError("give at most one of --valence-from and --valence-table")
     shard_t = parse_shard(shard)
-    if backend not in ("local", "openai"):
-        raise ValueError(f"--backend must be local or openai, got {backend!r}")
+    if backend not in ("local", "native", "openai"):
+        raise ValueError(f"--backend must be local, native or openai, got {backend!r}")
     if backend == "openai":
         if checkpoint or preset:
             raise ValueError("--backend openai asks an endpoint: give --base-url/--model, not --checkpoint/--preset")
@@ -483,13 +483,18 @@ def predict_command(
             )
     else:
         spec = _model_spec(checkpoint, preset)
+        if backend == "native":
+            from emollm.evaluation.plan import require_native
+            from emollm.model.resolve import model_config_for
+
+            require_native(model_config_for(spec, what="--checkpoint"), spec)
     opts = PredictOptions(
         task=task,  # type: ignore[arg-type]
         explain=explain,
         batch_size=batch_size,
         max_new_tokens=gen.max_new_tokens,
         include_subtitle=False if no_subtitle else None,
-        generation=gen if backend == "local" else None,
+        generation=gen if backend != "openai" else None,
     )
     root: Path | None
     if folder is not None:

@@ -531,7 +531,12 @@ def _short(text: str, n: int = 300) -> str:
 
 # One declaration per endpoint flag, shared by ``emollm eval`` and ``emollm predict``.
 BackendOpt = Annotated[
-    str, typer.Option("--backend", help="local (a checkpoint or preset) or openai (an OpenAI-compatible endpoint).")
+    str,
+    typer.Option(
+        "--backend",
+        help="local (a checkpoint or preset), native (the same, checked to be a native multimodal model, or a "
+        "released Qwen2-Audio/Qwen2.5-Omni/Qwen2-VL folder) or openai (an OpenAI-compatible endpoint).",
+    ),
 ]
 BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="openai: the endpoint's API root (…/v1).")]
 ModelOpt = Annotated[str | None, typer.Option("--model", help="openai: the model name the endpoint serves.")]

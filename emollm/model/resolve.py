@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Literal
 
 from emollm.config import ModelConfig
 from emollm.model.checkpoint import WEIGHTS, is_checkpoint, load_checkpoint, read_model_config
+from emollm.model.native.folder import MODEL_TYPES, native_family_of, native_folder_config
 from emollm.model.presets import PRESETS, model_config
 from emollm.registry import close_match
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
     from emollm.model.system import EmoSystem
 
-ModelKind = Literal["checkpoint", "preset", "recipe"]
+ModelKind = Literal["checkpoint", "preset", "recipe", "native"]
 
 CHECKPOINT_GLOBS = ("*/final", "*/best", "*/*/final", "*/*/best")
 """Where training leaves loadable weights: ``runs/<run>/{final,best}`` and ``runs/<run>/<stage>/{final,best}``."""
@@ -38,7 +39,8 @@ CHECKPOINT_GLOBS = ("*/final", "*/best", "*/*/final", "*/*/best")
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A resolved model name: a checkpoint (or exported) folder, a preset, or a training recipe."""
+    """A resolved model name: a checkpoint (or exported) folder, a preset, a training recipe, or a released
+    native model folder (Qwen2-Audio, Qwen2.5-Omni, Qwen2-VL: ``emollm.model.native.folder``)."""
 
     spec: str
     kind: ModelKind
@@ -57,8 +59,13 @@ def resolve_model(spec: str | Path, what: str = "model", recipes: bool = False) 
         return ModelSpec(s, "recipe", p)
     if s in PRESETS:
         return ModelSpec(s, "preset")
+    if p.is_dir() and native_family_of(p) is not None:
+        return ModelSpec(s, "native", p)
     if p.is_dir():
-        raise FileNotFoundError(f"{what} {s}: {p} is not an emollm checkpoint (no trainable.safetensors + model.yaml)")
+        raise FileNotFoundError(
+            f"{what} {s}: {p} is not an emollm checkpoint (no trainable.safetensors + model.yaml) nor a native "
+            f"model folder (config.json model_type one of {sorted(MODEL_TYPES)})"
+        )
     kinds = "a checkpoint folder, a preset nor a run recipe" if recipes else "a checkpoint folder nor a preset"
     raise KeyError(
         f"{what} {s!r} is neither {kinds}{close_match(s, PRESETS.names())}; presets: {', '.join(PRESETS.names())}"
@@ -78,6 +85,9 @@ def model_config_for(
 
         assert m.path is not None
         return load_run_config(m.path, [f"model.{o}" for o in overrides]).model
+    if m.kind == "native":
+        assert m.path is not None
+        return native_folder_config(m.path, overrides)
     return model_config(m.spec, overrides=overrides)
 
 
@@ -100,6 +110,12 @@ def load_system(
         )
     if m.kind == "recipe":
         raise ValueError(f"{what} {m.spec}: a run recipe has no weights; train it first or name its checkpoint")
+    if m.kind == "native":  # a released model as it is: its own weights, the default contract
+        assert m.path is not None
+        cfg = native_folder_config(m.path, overrides)
+        system = build_system(cfg, device, gradient_checkpointing, source=str(m.path))
+        system.trained = True  # a released model's answers mean something (a preset's projectors are random)
+        return system
     return build_system(model_config(m.spec, overrides=overrides), device, gradient_checkpointing, source=m.spec)
 
 

@@ -1,4 +1,5 @@
-"""Real multi-process training on CPU with gloo: DDP equals single-process, DeepSpeed ZeRO-2/3 train and save."""
+"""Real multi-process training on CPU with gloo: DDP equals single-process, DeepSpeed ZeRO-2/3 train and save;
+the same on native backbones (issue 14), and QLoRA on a native model keeps its towers in full precision."""
 
 from __future__ import annotations
 
@@ -88,3 +89,75 @@ def test_deepspeed_zero_trains_and_saves_a_loadable_checkpoint(tmp_path, synthme
     w = s.model.projectors["audio"].net.weight
     fresh = load_system("tiny-fast").model.projectors["audio"].net.weight
     assert not torch.equal(w, fresh)  # trained weights, not the initial ones
+
+
+# ------------------------------------------------------------------------------- native backbones
+
+
+def test_native_ddp_two_ranks_match_single_process(tmp_path, synthmer_small) -> None:
+    preset = "preset=tiny-qwen2.5-omni"
+    one = ["stages.0.micro_batch_size=4", "stages.1.micro_batch_size=4", preset]
+    two = ["stages.0.micro_batch_size=2", "stages.1.micro_batch_size=2", preset]
+    _run(_args(tmp_path, synthmer_small, "single", *one))
+    _run(_args(tmp_path, synthmer_small, "ddp", *two), nproc=2)
+    info = json.loads((tmp_path / "ddp/run.json").read_text())
+    assert info["world_size"] == 2 and info["strategy"] == "ddp"
+    assert info["results"]["stage2_fine"]["ranks_in_sync"] is True
+    a = load_file(str(tmp_path / "single/final/trainable.safetensors"))
+    b = load_file(str(tmp_path / "ddp/final/trainable.safetensors"))
+    assert a.keys() == b.keys() and a
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=2e-5, rtol=1e-4), (k, (a[k] - b[k]).abs().max())
+
+
+def test_native_deepspeed_zero2_trains_and_saves(tmp_path, synthmer_small) -> None:
+    pytest.importorskip("deepspeed")
+    args = _args(
+        tmp_path,
+        synthmer_small,
+        "zero2",
+        "preset=tiny-qwen2-vl",
+        "model.llm.train_projector=true",
+        "distributed.strategy=deepspeed",
+        f"distributed.deepspeed_config={ROOT / 'train/deepspeed/zero2.json'}",
+        "stages=[{name: stage1_coarse, mixture: data_recipes/mixtures/stage1_coarse.yaml, max_steps: 3, "
+        "micro_batch_size: 2, save_every: 2}]",
+    )
+    _run(args, nproc=2)
+    info = json.loads((tmp_path / "zero2/run.json").read_text())
+    assert info["strategy"] == "deepspeed" and info["world_size"] == 2
+    from emollm.model.resolve import load_system
+
+    s = load_system(tmp_path / "zero2/final")
+    merger = s.model.projectors["video"]
+    fresh = load_system("tiny-qwen2-vl", overrides=["llm.train_projector=true"]).model.projectors["video"]
+    assert any(not torch.equal(p, q) for p, q in zip(merger.parameters(), fresh.parameters(), strict=True))
+
+
+def test_native_qlora_keeps_the_towers_in_full_precision(tmp_path, synthmer_small) -> None:
+    pytest.importorskip("bitsandbytes")
+    import bitsandbytes as bnb
+
+    from emollm.model.resolve import load_system
+    from emollm.training.config import load_run_config
+    from emollm.training.trainer import train
+
+    cfg = load_run_config(
+        ROOT / "train/tiny.yaml",
+        [
+            "preset=tiny-qwen2-audio",
+            f"data.corpus={synthmer_small}",
+            f"output_dir={tmp_path / 'run'}",
+            f"data.features.cache_dir={tmp_path / 'features'}",
+            "model.llm.quantization=4bit",
+            "stages.0.max_steps=1",
+            "stages.1.max_steps=1",
+            "data.val_split=null",
+        ],
+    )
+    res = train(cfg, progress_bar=False)
+    s = load_system(res.final)
+    quant = [n for n, m in s.model.llm.named_modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert quant and all("language_model" in n for n in quant)
+    assert not any("audio_tower" in n or "multi_modal_projector" in n for n in quant)
+    assert s.model.count_parameters()["lora"] > 0

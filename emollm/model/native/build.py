@@ -66,7 +66,9 @@ def load_native(cfg: ModelConfig, device: torch.device | str | None) -> tuple[An
     from emollm.paths import home
 
     fam = FAMILIES.get(cfg.llm.family)
-    skip = [*fam.towers, "lm_head"]  # QLoRA: towers and head stay in full precision
+    # QLoRA: towers, projectors and head stay in full precision (transformers matches these as regexes
+    # from the start of the module name, hence the ``.*``)
+    skip = [rf".*\b{t}" for t in (*fam.towers, *fam.projectors.values())] + ["lm_head"]
     if cfg.llm.source == "tiny":
         model, tok = fam.tiny(cfg.llm.native_tiny)
         if cfg.llm.quantization != "none":  # bitsandbytes quantises on load: round-trip through a folder

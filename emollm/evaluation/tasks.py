@@ -118,6 +118,18 @@ class PromptSpec(Strict):
     """Put the subtitle ("The person in video says: ...") in the prompt (None: the contract's rule)."""
     separator: str | None = None
     """Between labels in {labels} (None: the contract's separator)."""
+    per_sample: bool = False
+    """Ask each sample with its own instruction (``meta.instruction``: the benchmark's released prompt, e.g.
+    EmoBench-M's) and score it over its own candidate labels (``meta.candidates``, the labels that
+    instruction lists, mapped into the task's label space). The subtitle sentence the instruction starts with
+    is taken out and put back by the subtitle rule, so ablations without text drop it. ``instruction``,
+    ``pool`` and ``index`` do not apply; prompt-robustness variants are refused (they rewrite the label list)."""
+
+    @model_validator(mode="after")
+    def _per_sample(self) -> PromptSpec:
+        if self.per_sample and (self.instruction is not None or self.pool is not None or self.separator is not None):
+            raise ValueError("per_sample prompts use each sample's own instruction: drop instruction/pool/separator")
+        return self
 
 
 class AnswerSpec(Strict):

@@ -61,6 +61,20 @@ def parse_candidates(instruction: str) -> list[str]:
     return out
 
 
+def strip_subtitle(instruction: str, subtitle: str | None) -> str | None:
+    """The instruction without its leading "The person in (the) video says: <subtitle>" sentence.
+
+    Returns the instruction unchanged when it has no such sentence, and None when it has one that is not
+    ``subtitle`` (the caller then keeps the sentence inside the instruction)."""
+    m = re.match(r"\s*The person in (?:the )?video says:\s*", instruction, re.IGNORECASE)
+    if not m:
+        return instruction.strip()
+    rest = instruction[m.end() :]
+    if not subtitle or not rest.startswith(subtitle):
+        return None
+    return rest[len(subtitle) :].strip()
+
+
 def parse_subtitle(instruction: str) -> str | None:
     m = _SAYS.search(instruction)
     return m.group(1).strip() or None if m else None

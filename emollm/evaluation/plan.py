@@ -198,6 +198,10 @@ def sample_prompts(task: EvalTask, space: LabelSpace, samples: list[Sample]) -> 
         if not isinstance(instr, str) or not instr.strip():
             raise ConfigError(f"task {task.name!r}: sample {s.id!r} has no meta.instruction (prompt.per_sample)")
         cands = s.meta.get("candidates") or parse_candidates(instr)
+        rest = strip_subtitle(instr, s.subtitle)
+        if task.kind == "explanation":  # free text: the own instruction only (EmoBench-M SMILE)
+            out[s.id] = SamplePrompt(rest if rest is not None else instr, (), {}, rest is None)
+            continue
         if not cands:
             raise ConfigError(
                 f"task {task.name!r}: sample {s.id!r}: its instruction lists no candidate labels "
@@ -214,7 +218,6 @@ def sample_prompts(task: EvalTask, space: LabelSpace, samples: list[Sample]) -> 
             canonical[c] = lab
         if len(set(canonical.values())) != len(canonical):
             raise ConfigError(f"task {task.name!r}: sample {s.id!r}: candidates {cands} name one label twice")
-        rest = strip_subtitle(instr, s.subtitle)
         out[s.id] = SamplePrompt(rest if rest is not None else instr, tuple(canonical), canonical, rest is None)
     return out
 

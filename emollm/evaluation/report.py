@@ -76,8 +76,8 @@ def score_task(tp: TaskPlan, store: RecordStore, out: Path, plan: Plan, opts: Ev
     else:
         res = score_explanation(tp, store, out, plan.judge)
     task = tp.task
-    head = _headline(res, task.headline, tp.metrics) if kind != "explanation" else None
-    if kind == "explanation":
+    head = _headline(res, task.headline, tp.metrics) if kind != "explanation" or tp.metrics else None
+    if head is None and kind == "explanation":
         head = {
             "name": "text_similarity.score",
             "value": res["metrics"]["text_similarity"]["score"],

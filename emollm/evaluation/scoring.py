@@ -456,6 +456,9 @@ def score_explanation(tp: TaskPlan, store: RecordStore, out: Path, judge: dict[s
         "text_similarity": {"score": sim["mean"], "mode": "judge-free"},
         "emotion_word_f1": {"score": ov["f1"], "mode": "judge-free"},
     }
+    # file metrics of the task (e.g. EmoBench-M SMILE's BLEU / ROUGE-L / BERTScore / laughter judge) on the
+    # names,reasons gold and submission written above
+    res["metrics"].update(_run_metrics(tp, gold_csv, sub_csv, out))
     return res
 
 

@@ -231,8 +231,6 @@ class EvalTask(Strict):
     def _consistent(self) -> EvalTask:
         if self.kind != "classification" and self.answers.method == "score_labels" and self.kind != "sentiment":
             raise ValueError(f"kind {self.kind!r} needs answers.method: generate (score_labels reads one label)")
-        if self.kind == "explanation" and self.metrics:
-            raise ValueError("explanation tasks have judge-free scores and an optional judge, not file metrics")
         if self.kind != "explanation" and not self.metrics:
             raise ValueError(f"kind {self.kind!r} needs at least one metric")
         if self.valence is not None and self.kind != "classification":

@@ -11,7 +11,8 @@ ch-simsv2s, funny, mer2023, smile). ``files`` maps split -> JSON file (the split
 name). Per sample: id ``<scenario>/<id>``; the human turn without ``<video>`` -> meta.instruction; the
 candidate labels listed by the instruction ("... following labels as your final answer: a, b, c.", or
 "Choose one emotion: ...") -> meta.candidates; "The person in (the) video says: X." -> subtitle; the gpt
-turn -> meta.answer (lower-cased, as the scorer compares) and, when it is a label of the recipe's label
+turn -> meta.answer (lower-cased, as the scorer compares; meta.reference keeps it as written: SMILE's
+reference reason, scored case-sensitively by BLEU) and, when it is a label of the recipe's label
 space, Sample.label (otherwise the label stays empty and no problem is reported: open-label scenarios
 are scored on meta.answer by the ``emobench`` metric).
 
@@ -130,6 +131,7 @@ def _one(
         "instruction": instruction,
         "candidates": parse_candidates(instruction),
         "answer": gold,
+        "reference": str(answer).strip(),
     }
     media: dict[str, str] = {}
     video = str(rec.get("video") or "").strip()

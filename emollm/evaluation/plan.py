@@ -199,7 +199,7 @@ def sample_prompts(task: EvalTask, space: LabelSpace, samples: list[Sample]) -> 
             raise ConfigError(f"task {task.name!r}: sample {s.id!r} has no meta.instruction (prompt.per_sample)")
         cands = s.meta.get("candidates") or parse_candidates(instr)
         rest = strip_subtitle(instr, s.subtitle)
-        if task.kind == "explanation":  # free text: the own instruction only (EmoBench-M SMILE)
+        if task.kind in ("explanation", "joint"):  # free text: the own instruction only (SMILE, MC-EIU)
             out[s.id] = SamplePrompt(rest if rest is not None else instr, (), {}, rest is None)
             continue
         if not cands:
@@ -265,6 +265,8 @@ def _has_gold(task: EvalTask, s: Sample) -> bool:
     f = task.gold_field
     if task.kind == "explanation":
         return bool(gold_text(task, s))
+    if task.kind == "joint":
+        return bool(s.meta.get("emotion")) and bool(s.meta.get("intent"))
     v = getattr(s, f)
     return v is not None and v != [] and v != ""
 

@@ -36,6 +36,7 @@ from emollm.evaluation.scoring import (
     predicted_valence,
     score_classification,
     score_explanation,
+    score_joint,
     score_openset,
     score_sentiment,
 )
@@ -73,6 +74,8 @@ def score_task(tp: TaskPlan, store: RecordStore, out: Path, plan: Plan, opts: Ev
         res = score_openset(tp, store, out, opts.roots, opts.extractor)
     elif kind == "sentiment":
         res = score_sentiment(tp, store, out, opts.roots, opts.extractor)
+    elif kind == "joint":
+        res = score_joint(tp, store, out)
     else:
         res = score_explanation(tp, store, out, plan.judge)
     task = tp.task
@@ -158,6 +161,7 @@ __all__ = [
     "render_markdown",
     "score_classification",
     "score_explanation",
+    "score_joint",
     "score_openset",
     "score_sentiment",
     "score_task",

@@ -421,6 +421,28 @@ def score_sentiment(
     return res
 
 
+def score_joint(tp: TaskPlan, store: RecordStore, out: Path) -> dict[str, Any]:
+    """Joint tasks (EmoBench-M MC-EIU): gold ``name,emotion,intent`` and the raw replies ``name,text``, which the
+    task's metrics (``emobench_joint``) read."""
+    task = tp.task
+    recs = _records(tp, tp.condition("base"), store)
+    gold_csv, sub_csv = out / "gold" / f"{task.name}.csv", out / "submissions" / f"{task.name}.csv"
+    g_rows = [[s.id, s.meta["emotion"], s.meta["intent"]] for s in tp.samples]
+    atomic_write_text(gold_csv, _csv_text(["name", "emotion", "intent"], g_rows))
+    texts = [r.get("text") or "" for r in recs]
+    atomic_write_text(sub_csv, _csv_text(["name", "text"], [[s.id, t] for s, t in zip(tp.samples, texts, strict=True)]))
+    res: dict[str, Any] = {"files": {"gold": _rel(gold_csv, out), "submission": _rel(sub_csv, out)}}
+    res["metrics"] = _run_metrics(tp, gold_csv, sub_csv, out)
+    rows = [
+        {"id": s.id, "gold": {"emotion": s.meta["emotion"], "intent": s.meta["intent"]}, "text": t}
+        for s, t in zip(tp.samples, texts, strict=True)
+    ]
+    pred_path = out / "predictions" / f"{task.name}.jsonl"
+    _write_predictions(pred_path, rows)
+    res["files"]["predictions"] = _rel(pred_path, out)
+    return res
+
+
 def score_explanation(tp: TaskPlan, store: RecordStore, out: Path, judge: dict[str, Any] | None) -> dict[str, Any]:
     from emollm.evaluation.lexicon import EmotionLexicon
     from emollm.evaluation.metrics.explanation import DescriptionPair, emotion_word_overlap, text_similarity

@@ -5,7 +5,7 @@ A task names its data, split, label space, prompt, how answers are read, its met
     name: mer2023_test1
     version: "1"
     benchmark: MER2023
-    kind: classification          # classification | openset | sentiment | explanation
+    kind: classification          # classification | openset | sentiment | explanation | joint
     data: {recipe: mer2023, root: mer2023, split: test1}
     prompt: {task: emotion, index: 0, subtitle: true}
     answers: {method: score_labels}       # score_labels (constrained) | generate (free text, parsed)
@@ -59,13 +59,14 @@ from emollm.paths import resolve_resource, resource_root
 
 log = get_logger(__name__)
 
-Kind = Literal["classification", "openset", "sentiment", "explanation"]
-GoldField = Literal["label", "openset", "valence", "fine", "coarse"]
+Kind = Literal["classification", "openset", "sentiment", "explanation", "joint"]
+GoldField = Literal["label", "openset", "valence", "fine", "coarse", "joint"]
 DEFAULT_GOLD: dict[str, str] = {
     "classification": "label",
     "openset": "openset",
     "sentiment": "valence",
     "explanation": "fine",
+    "joint": "joint",  # meta.emotion and meta.intent (EmoBench-M MC-EIU); the reply is scored as text
 }
 
 _ROOT_REF = re.compile(r"\{root:([A-Za-z0-9_.-]+)\}")

@@ -394,7 +394,9 @@ def score_sentiment(
     words: list[list[str]] | None = None
     reader: dict[str, Any] = {"kind": "constrained", "id": "score_labels"}
     if tp.method == "score_labels":
-        preds: list[str | None] = [_canonical(tp, base, s.id)(r["answer"]) for s, r in zip(tp.samples, recs)]
+        preds: list[str | None] = [
+            _canonical(tp, base, s.id)(r["answer"]) for s, r in zip(tp.samples, recs, strict=True)
+        ]
     else:
         lexicon = _lexicon_reader(tp, roots)
         words, preds, reader = answer_sentiments(recs, [s.id for s in tp.samples], lexicon, extractor, out)

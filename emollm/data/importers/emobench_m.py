@@ -36,7 +36,8 @@ _CANDIDATES = re.compile(
     re.IGNORECASE,
 )
 _SAYS = re.compile(
-    r"The person in (?:the )?video says:\s*(.*?)(?=\s+(?:Determine|Analy[sz]e|Identify|Based|Please|Is |Does |What )|$)",
+    # the question words are matched case-sensitively: " is " inside the subtitle does not end it
+    r"The person in (?:the )?video says:\s*(.*?)(?=\s+(?-i:Determine|Analy[sz]e|Identify|Based|Please|Is |Does |What )|$)",
     re.IGNORECASE | re.DOTALL,
 )
 

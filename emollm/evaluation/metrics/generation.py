@@ -24,7 +24,7 @@ and ROUGE-L are written here from the standard definitions, matching those libra
   result says which (``stemmer``): unstemmed ROUGE-L differs from the official one when words differ in suffix.
 - **BERTScore** (``bertscore``): needs the pretrained model bert_score downloads (roberta-large, layer 17 for
   lang='en'); offline it is an explicit metric that names what is missing unless ``model`` is a local folder.
-  Token embeddings of that layer, cosine greedy matching, no idf (special tokens weigh 0), no baseline
+  Token embeddings of that layer, cosine greedy matching, no idf (the CLS and SEP tokens weigh 0), no baseline
   rescaling: bert_score's defaults.
 
 Files: gold ``names,reasons`` (what ``emollm eval`` writes for explanation tasks) or ``name,reference``;
@@ -262,7 +262,7 @@ def _layer(cfg: Any, num_layers: int | None) -> int:
 def bert_scores(
     refs: Sequence[str], preds: Sequence[str], model_dir: Path, num_layers: int | None = None, **kw: Any
 ) -> list[tuple[float, float, float]]:
-    """(P, R, F1) per pair: greedy cosine matching of one layer's token embeddings, special tokens left out."""
+    """(P, R, F1) per pair: greedy cosine matching of one layer's token embeddings, CLS / SEP left out."""
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -271,7 +271,7 @@ def bert_scores(
     tok = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModel.from_pretrained(str(model_dir)).to(kw.get("device", "cpu")).eval()
     layer = _layer(model.config, num_layers)
-    special = set(tok.all_special_ids)
+    special = {tok.cls_token_id, tok.sep_token_id} - {None}  # bert_score gives these (only) idf weight 0
 
     @torch.no_grad()
     def embed(text: str) -> torch.Tensor:
@@ -413,6 +413,4 @@ def score_laughter(gold_path: Path, pred_path: Path, opts: LaughterOptions) -> S
             "prompt_hashes": {d: p.hash for d, p in prompts.items()},
         },
     }
-    return Scored(
-        values, len(names), lambda idx: (dim_mean("logical", idx) + dim_mean("multimodal", idx)) / 10
-    )
+    return Scored(values, len(names), lambda idx: (dim_mean("logical", idx) + dim_mean("multimodal", idx)) / 10)

@@ -420,3 +420,60 @@ def test_laughter_judge_protocol_and_cache(tmp_path: Path, monkeypatch: pytest.M
     c = score("emobench_laughter", gold, pred, judge=judge, mode="clean")  # the server is gone: all cached
     assert c["judge"]["calls"] == 0 and c["judge"]["cache_hits"] == 4
     assert c["avg_multimodal"] == 3.0 and c["score"] == pytest.approx(0.6)  # clean: unreadable left out
+
+
+# ----------------------------------------------------------------------------------------------
+# generated replies through the whole report: records with known replies, scored without a model
+
+
+REPLIES = {
+    "funny/0": "{'emotion': 'true'}",
+    "funny/1": "True",
+    "funny/2": "I would say false.",
+    "funny/3": "{'emotion': 'false'}",
+    "MC-EIU/0": "{'emotion label': 'happy', 'intent label': 'acknowledging'}",
+    "MC-EIU/1": "{'emotion label': 'surprise', 'intent label': 'agreeing'}",
+    "MC-EIU/2": "Hard to tell.",
+    "smile/0": "The audience laughed because Raj pretended a smashed iPod could be sold.",
+    "smile/1": "",
+}
+
+
+def test_generated_replies_scored_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from emollm.evaluation.plan import RECORD_FORMAT, build_plan, run_info
+    from emollm.io import JsonlAppender
+
+    shutil.copytree(FIX, tmp_path / "emobench_m")
+    monkeypatch.chdir(tmp_path)
+    opts = EvalOptions(
+        checkpoint="tiny-fast", tasks=["emobench_m_funny", "emobench_m_mc_eiu", "emobench_m_smile"],
+        roots={"emobench_m": str(tmp_path / "emobench_m")}, out=str(tmp_path / "out"), progress=False, merge=True,
+    )  # fmt: skip
+    ckpt = run_info(opts)
+    plan = build_plan(opts, ckpt)
+    w = JsonlAppender(tmp_path / "out" / "records" / "shard-0-of-1.jsonl")
+    for tp, c, s in plan.unique_units():
+        w.write({"format": RECORD_FORMAT, "task": tp.task.name, "variant": c.id, "prompt_id": c.prompt_id,
+                 "sample_id": s.id, "method": "generate", "text": REPLIES[s.id], "modalities": [],
+                 "checkpoint": ckpt.identity})  # fmt: skip
+    w.close()
+    out = run_eval(opts)  # --merge: every record is there, no model is loaded
+    t = out.results["tasks"]  # type: ignore[index]
+    # funny gold true, false, true, false; read true, true, false, false: 2/4, weighted F1 1/2
+    eb = t["emobench_m_funny"]["metrics"]["emobench"]
+    assert eb["score"] == 0.5 and eb["official"]["f1"] == pytest.approx(0.5) and eb["n_unparsed"] == 0
+    # MC-EIU: one right, one wrong intent, one unreadable (dropped officially)
+    j = t["emobench_m_mc_eiu"]["metrics"]["emobench_joint"]
+    assert j["official"]["n"] == 2 and j["score"] == 0.5 and j["clean"]["accuracy"] == pytest.approx(1 / 3)
+    # SMILE sample 0 (sample 1's empty reply is skipped, as the official scorer does):
+    # ref  the audience laughed because raj sarcastically pretended a smashed ipod could be sold as slightly used (16)
+    # pred the audience laughed because raj pretended a smashed ipod could be sold (12): LCS 12
+    g = t["emobench_m_smile"]["metrics"]["emobench_generation"]
+    p, r = 12 / 12, 12 / 16
+    assert g["n"] == 1 and g["score"] == pytest.approx(2 * p * r / (p + r))
+    # BLEU on whitespace tokens, case kept ('sold.' is not the reference's 'sold'): 12 tokens against 16,
+    # p1 11/12, p2 9/11, p3 7/10, p4 5/9 (the n-grams across 'Raj pretended' and 'sold.' miss); BP exp(1 - 16/12)
+    bleu = math.exp(1 - 16 / 12) * (11 / 12 * 9 / 11 * 7 / 10 * 5 / 9) ** 0.25
+    assert g["avg_bleu"] == pytest.approx(bleu)
+    assert t["emobench_m_smile"]["headline"] == {"name": "emobench_generation.score", "value": g["score"],
+                                                 "mode": "published"}  # fmt: skip

@@ -163,7 +163,8 @@ class Condition:
             "modalities": list(self.modalities),
             "subtitle": self.subtitle,
             "instruction": self.instruction,
-            "candidates": "per sample (meta.candidates)" if self.per_sample else self.candidates,
+            "candidates": self.candidates,
+            "per_sample": self.per_sample,
             "order": self.labels.order if self.labels is not None else None,
             "noise": self.noise.model_dump() if self.noise is not None else None,
             "prompt_id": self.prompt_id,
@@ -351,7 +352,7 @@ def _condition(
             raise ValueError(f"variant {variant.id!r}: prompt.per_sample tasks take no prompt variants")
         sub = p.subtitle if p.subtitle is not None else contract.include_subtitle()
         sub = sub if variant.subtitle is None else variant.subtitle
-        instr = "{meta.instruction}"
+        instr = "{meta.instruction}"  # a marker: the runner asks each sample with tp.prompts[id].instruction
         return Condition(cid, kind, instr, modalities, sub, None, noise, variant.family, title or cid, per_sample=True)
     vp = apply_variant(contract, p.task, variant, space, p.index, p.pool, p.instruction, p.separator, p.subtitle)
     return Condition(cid, kind, vp.instruction, modalities, vp.subtitle, vp.labels, noise, variant.family, title or cid)

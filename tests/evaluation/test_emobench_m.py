@@ -477,3 +477,29 @@ def test_generated_replies_scored_end_to_end(tmp_path: Path, monkeypatch: pytest
     assert g["avg_bleu"] == pytest.approx(bleu)
     assert t["emobench_m_smile"]["headline"] == {"name": "emobench_generation.score", "value": g["score"],
                                                  "mode": "published"}  # fmt: skip
+
+
+def test_an_endpoint_is_asked_the_released_instruction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--backend openai``: each request's user text is the sample's released instruction; replies are scored."""
+    from emollm.inference.remote import EndpointConfig
+
+    shutil.copytree(FIX, tmp_path / "emobench_m")
+    monkeypatch.chdir(tmp_path)
+    released = {r["conversations"][0]["value"].replace("<video>\n", ""): r["conversations"][1]["value"]
+                for r in _released("funny")}  # fmt: skip
+
+    def reply(messages: list[dict]) -> str:
+        content = messages[-1]["content"]
+        text = content if isinstance(content, str) else " ".join(p.get("text", "") for p in content)
+        assert text.strip() in released, text
+        return "{'emotion': '" + released[text.strip()].lower() + "'}"  # always right
+
+    with ChatStub(reply) as stub:
+        ep = EndpointConfig(base_url=stub.url, model="m", max_retries=0, cache_dir=str(tmp_path / "c"),
+                            video="none", audio="none")  # fmt: skip
+        opts = EvalOptions(tasks=["emobench_m_funny"], roots={"emobench_m": str(tmp_path / "emobench_m")},
+                           out=str(tmp_path / "out"), progress=False, backend="openai", endpoint=ep)  # fmt: skip
+        out = run_eval(opts)
+        assert len(stub.requests) == 4
+    eb = out.results["tasks"]["emobench_m_funny"]["metrics"]["emobench"]  # type: ignore[index]
+    assert eb["score"] == 1.0 and eb["official"]["f1"] == 1.0

@@ -36,7 +36,8 @@ The laughter judge (``emobench_laughter``) sends the official two prompts (``pro
 per sample through emollm's judge backends (``judge``: a ``JudgeConfig`` YAML; the official default judge is
 Qwen/Qwen2.5-72B-Instruct on an OpenAI-compatible endpoint) and reads ``Logical Judgment Dimension: <n>`` and
 ``Multimodal Content Association Dimension: <n>``. Published: an unreadable reply scores 0 (the official
-``or 0``); clean: such a sample is left out of that dimension's mean. Replies are cached.
+``or 0``); clean: such a sample is left out of that dimension's mean. Replies are cached. emollm's judge backends
+ask greedily (temperature 0); the official script leaves the server's default temperature.
 """
 
 from __future__ import annotations

@@ -127,6 +127,28 @@ _add(
 # IEMOCAP four classes (excited is merged into happy by the MERBench convention).
 _add(LabelSpace("iemocap4", ("happy", "sad", "neutral", "angry"), aliases={"excited": "happy"}))
 _add(LabelSpace("sentiment3", ("positive", "negative", "neutral")))
+# EmoBench-M scenario label sets, as its EmoBench-M_eval.py lists them ("Example categories").
+_add(
+    LabelSpace(
+        "fgmsa5",
+        ("weak negative", "strong negative", "neutral", "strong positive", "weak positive"),
+    )
+)
+_add(LabelSpace("true_false", ("true", "false")))  # EmoBench-M humour (funny) and sarcasm (MUSTARD)
+_add(
+    LabelSpace(
+        "ravdess_song6",
+        ("neutral", "calm", "happy", "sad", "angry", "fearful"),
+        aliases={"fear": "fearful", "afraid": "fearful", "scared": "fearful"},
+    )
+)
+_add(
+    LabelSpace(
+        "ravdess_speech8",
+        ("neutral", "calm", "happy", "sad", "angry", "fearful", "surprised", "disgust"),
+        aliases={"fear": "fearful", "afraid": "fearful", "scared": "fearful", "surprise": "surprised"},
+    )
+)
 # MAFW eleven single labels, in the order of its label files (R1-Omni's eval script numbers them 1..11).
 _add(
     LabelSpace(

@@ -163,8 +163,8 @@ def _prompt_rows(m: ModelRun) -> list[list[str]]:
                 name,
                 t.get("method") or "",
                 str(reader),
-                base.get("instruction", ""),
-                ", ".join(base.get("candidates") or []) or "–",
+                "each sample's own (meta.instruction)" if base.get("per_sample") else base.get("instruction", ""),
+                "each sample's own" if base.get("per_sample") else ", ".join(base.get("candidates") or []) or "–",
                 "yes" if base.get("subtitle") else "no",
                 "+".join(base.get("modalities") or []) or "text only",
             ]

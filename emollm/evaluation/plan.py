@@ -167,6 +167,8 @@ class Condition:
     title: str = ""
     """Display name (A+V+T, snr5_blur4, P1...)."""
     prompt_id: str = ""
+    per_sample: bool = False
+    """Each sample is asked with its own instruction and candidates (``TaskPlan.prompts``); ``labels`` is None."""
 
     @property
     def candidates(self) -> list[str]:
@@ -184,10 +186,63 @@ class Condition:
             "subtitle": self.subtitle,
             "instruction": self.instruction,
             "candidates": self.candidates,
+            "per_sample": self.per_sample,
             "order": self.labels.order if self.labels is not None else None,
             "noise": self.noise.model_dump() if self.noise is not None else None,
             "prompt_id": self.prompt_id,
         }
+
+
+@dataclass(frozen=True)
+class SamplePrompt:
+    """The own prompt of one sample of a ``prompt.per_sample`` task."""
+
+    instruction: str
+    """The sample's instruction without its leading subtitle sentence (the subtitle rule adds it back)."""
+    candidates: tuple[str, ...]
+    """The labels its instruction lists, as written there (what constrained scoring scores)."""
+    canonical: dict[str, str]
+    """Candidate as written -> label of the task's label space."""
+    subtitle_inside: bool = False
+    """The subtitle sentence could not be taken out: the instruction is used verbatim, without another one."""
+
+    @property
+    def labels(self) -> list[str]:
+        return [self.canonical[c] for c in self.candidates]
+
+
+def sample_prompts(task: EvalTask, space: LabelSpace, samples: list[Sample]) -> dict[str, SamplePrompt]:
+    """Every sample's own prompt (``prompt.per_sample``); a missing or off-space candidate list is an error."""
+    from emollm.data.importers.emobench_m import parse_candidates, strip_subtitle
+
+    out: dict[str, SamplePrompt] = {}
+    for s in samples:
+        instr = s.meta.get("instruction")
+        if not isinstance(instr, str) or not instr.strip():
+            raise ConfigError(f"task {task.name!r}: sample {s.id!r} has no meta.instruction (prompt.per_sample)")
+        cands = s.meta.get("candidates") or parse_candidates(instr)
+        rest = strip_subtitle(instr, s.subtitle)
+        if task.kind in ("explanation", "joint"):  # free text: the own instruction only (SMILE, MC-EIU)
+            out[s.id] = SamplePrompt(rest if rest is not None else instr, (), {}, rest is None)
+            continue
+        if not cands:
+            raise ConfigError(
+                f"task {task.name!r}: sample {s.id!r}: its instruction lists no candidate labels "
+                f"(meta.candidates is empty): {instr[:120]!r}"
+            )
+        canonical: dict[str, str] = {}
+        for c in cands:
+            lab = space.normalize(c)
+            if lab is None:
+                raise ConfigError(
+                    f"task {task.name!r}: sample {s.id!r}: candidate {c!r} its instruction lists is not a label "
+                    f"of label space {space.name} ({', '.join(space.labels)})"
+                )
+            canonical[c] = lab
+        if len(set(canonical.values())) != len(canonical):
+            raise ConfigError(f"task {task.name!r}: sample {s.id!r}: candidates {cands} name one label twice")
+        out[s.id] = SamplePrompt(rest if rest is not None else instr, tuple(canonical), canonical, rest is None)
+    return out
 
 
 @dataclass
@@ -211,6 +266,8 @@ class TaskPlan:
     method: Literal["score_labels", "generate"]
     reading: ReadingMode
     without_gold: list[str] = field(default_factory=list)
+    prompts: dict[str, SamplePrompt] = field(default_factory=dict)
+    """Sample id -> its own prompt (``prompt.per_sample`` tasks; empty otherwise)."""
 
     def shard(self, i: int, n: int, block: int = 1) -> list[Sample]:
         """Blocks of ``block`` consecutive samples dealt round-robin: shard i gets blocks i, i+n, ...
@@ -231,6 +288,8 @@ def _has_gold(task: EvalTask, s: Sample) -> bool:
     f = task.gold_field
     if task.kind == "explanation":
         return bool(gold_text(task, s))
+    if task.kind == "joint":
+        return bool(s.meta.get("emotion")) and bool(s.meta.get("intent"))
     v = getattr(s, f)
     return v is not None and v != [] and v != ""
 
@@ -292,6 +351,8 @@ def _signature(task: EvalTask, method: str, c: Condition) -> str:
         "subtitle": c.subtitle,
         "noise": c.noise.describe() if c.noise is not None and c.modalities else None,
     }
+    if c.per_sample:  # only then: the prompt ids of every other task stay what they were
+        sig["per_sample"] = True
     return hashlib.sha256(json.dumps(sig, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -308,6 +369,13 @@ def _condition(
 ) -> Condition:
     """One condition: the contract's prompt for the task, transformed by ``variant``."""
     p = task.prompt
+    if p.per_sample:
+        if variant.id != "base" or variant.family is not None:
+            raise ValueError(f"variant {variant.id!r}: prompt.per_sample tasks take no prompt variants")
+        sub = p.subtitle if p.subtitle is not None else contract.include_subtitle()
+        sub = sub if variant.subtitle is None else variant.subtitle
+        instr = "{meta.instruction}"  # a marker: the runner asks each sample with tp.prompts[id].instruction
+        return Condition(cid, kind, instr, modalities, sub, None, noise, variant.family, title or cid, per_sample=True)
     vp = apply_variant(contract, p.task, variant, space, p.index, p.pool, p.instruction, p.separator, p.subtitle)
     return Condition(cid, kind, vp.instruction, modalities, vp.subtitle, vp.labels, noise, variant.family, title or cid)
 
@@ -353,6 +421,11 @@ def plan_task(task: EvalTask, entry: SuiteEntry, opts: EvalOptions, ckpt: Checkp
             title = "+".join(combo)
             v = PromptVariant(id="base", subtitle="T" in combo)
             conds.append(_condition(task, ckpt.contract, space, f"ablation:{title}", "ablation", v, mods, title=title))
+    if entry.robustness is not None and task.prompt.per_sample:
+        raise ConfigError(
+            f"task {task.name!r}: prompt-robustness variants rewrite the label list, but this task asks every "
+            "sample with its own instruction (prompt.per_sample): drop robustness from the suite entry"
+        )
     if entry.robustness is not None:
         vf = load_variants(entry.robustness.variants)
         for v in vf.select(entry.robustness.only, entry.robustness.families):
@@ -392,7 +465,8 @@ def plan_task(task: EvalTask, entry: SuiteEntry, opts: EvalOptions, ckpt: Checkp
             metrics.append(MetricPlan(m.name, {}, f"needs --root {', '.join(sorted(set(missing)))}"))
         else:
             metrics.append(MetricPlan(m.name, resolved))
-    return TaskPlan(task, entry, data, scored, len(without), conds, metrics, method, reading, without)
+    prompts = sample_prompts(task, space, scored) if task.prompt.per_sample else {}
+    return TaskPlan(task, entry, data, scored, len(without), conds, metrics, method, reading, without, prompts)
 
 
 @dataclass

@@ -36,6 +36,7 @@ from emollm.evaluation.scoring import (
     predicted_valence,
     score_classification,
     score_explanation,
+    score_joint,
     score_openset,
     score_sentiment,
 )
@@ -73,11 +74,13 @@ def score_task(tp: TaskPlan, store: RecordStore, out: Path, plan: Plan, opts: Ev
         res = score_openset(tp, store, out, opts.roots, opts.extractor)
     elif kind == "sentiment":
         res = score_sentiment(tp, store, out, opts.roots, opts.extractor)
+    elif kind == "joint":
+        res = score_joint(tp, store, out)
     else:
         res = score_explanation(tp, store, out, plan.judge)
     task = tp.task
-    head = _headline(res, task.headline, tp.metrics) if kind != "explanation" else None
-    if kind == "explanation":
+    head = _headline(res, task.headline, tp.metrics) if kind != "explanation" or tp.metrics else None
+    if head is None and kind == "explanation":
         head = {
             "name": "text_similarity.score",
             "value": res["metrics"]["text_similarity"]["score"],
@@ -158,6 +161,7 @@ __all__ = [
     "render_markdown",
     "score_classification",
     "score_explanation",
+    "score_joint",
     "score_openset",
     "score_sentiment",
     "score_task",

@@ -191,13 +191,31 @@ def _run_condition(
     predictor: Any, tp: TaskPlan, c: Condition, samples: list[Sample], feats: list[Any]
 ) -> list[dict[str, Any]]:
     fs = [_restrict(f, c.modalities) for f in feats]
-    convs = predictor.conversations(
-        samples, fs, tp.task.prompt.task, tp.task.prompt.index, include_subtitle=c.subtitle, instruction=c.instruction
-    )
+    task = tp.task.prompt.task
+    if c.per_sample:  # each sample asked with its own instruction, scored over its own candidates
+        convs = []
+        for s, f in zip(samples, fs, strict=True):
+            sp = tp.prompts[s.id]
+            sub = c.subtitle and not sp.subtitle_inside
+            convs += predictor.conversations([s], [f], task, 0, include_subtitle=sub, instruction=sp.instruction)
+    else:
+        convs = predictor.conversations(
+            samples, fs, task, tp.task.prompt.index, include_subtitle=c.subtitle, instruction=c.instruction
+        )
     base = {"format": RECORD_FORMAT, "task": tp.task.name, "variant": c.id, "prompt_id": c.prompt_id}
     out = []
     if tp.method == "score_labels":
-        res = predictor.classify_conversations(convs, fs, labels=c.candidates)
+        res: list[Any] = [None] * len(samples)
+        if c.per_sample:
+            groups: dict[tuple[str, ...], list[int]] = {}
+            for i, s in enumerate(samples):
+                groups.setdefault(tp.prompts[s.id].candidates, []).append(i)
+            for cands, idx in groups.items():
+                rs = predictor.classify_conversations([convs[i] for i in idx], [fs[i] for i in idx], labels=list(cands))
+                for i, r in zip(idx, rs, strict=True):
+                    res[i] = r
+        else:
+            res = predictor.classify_conversations(convs, fs, labels=c.candidates)
         for s, f, r in zip(samples, fs, res, strict=True):
             out.append(
                 {

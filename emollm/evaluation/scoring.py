@@ -75,17 +75,48 @@ def label_answers(
     """(labels or None, probabilities [N, C] in label-space order or None, reading counts, raw texts)."""
     recs = _records(tp, c, store)
     space = tp.data.space
+    canon = [_canonical(tp, c, s.id) for s in tp.samples]
     if recs and recs[0]["method"] == "score_labels":
-        preds: list[str | None] = [c.to_canonical(r["answer"]) for r in recs]
+        preds: list[str | None] = [canon[i](r["answer"]) for i, r in enumerate(recs)]
         probs = np.zeros((len(recs), len(space.labels)))
         for i, r in enumerate(recs):
             for cand, p in r["probs"].items():
-                probs[i, space.labels.index(c.to_canonical(cand))] = p
+                probs[i, space.labels.index(canon[i](cand))] = p
         probs /= probs.sum(axis=1, keepdims=True)  # float32 softmax rounding: rows sum to 1 exactly
         return preds, probs, {"n": len(recs), "n_unparsed": 0}, [None] * len(recs)
     texts = [r.get("text") for r in recs]
-    preds, counts = read_labels(texts, space, mode or tp.reading)
+    if not c.per_sample:
+        preds, counts = read_labels(texts, space, mode or tp.reading)
+        return preds, None, counts, texts
+    # each reply is read against the labels its own instruction listed (a mention of another label is none)
+    preds, counts = [], {}
+    for s, t in zip(tp.samples, texts, strict=True):
+        p, n = read_labels([t], candidate_space(space, tp.prompts[s.id].labels), mode or tp.reading)
+        preds += p
+        for k, v in n.items():
+            counts[k] = counts.get(k, 0) + v
     return preds, None, counts, texts
+
+
+def _canonical(tp: TaskPlan, c: Condition, sample_id: str) -> Any:
+    """candidate as scored -> label of the task's space (the sample's own candidates when per sample)."""
+    if c.per_sample:
+        return tp.prompts[sample_id].canonical.__getitem__
+    return c.to_canonical
+
+
+_SUBSPACES: dict[tuple[str, tuple[str, ...]], Any] = {}
+
+
+def candidate_space(space: Any, labels: list[str]) -> Any:
+    """``space`` restricted to ``labels`` (its synonyms and aliases kept), for reading a per-sample answer."""
+    from emollm.labels import LabelSpace
+
+    key = (space.name, tuple(labels))
+    if key not in _SUBSPACES:
+        aliases = {k: v for k, v in space.aliases.items() if v in labels and k not in labels}
+        _SUBSPACES[key] = LabelSpace(f"{space.name}[{'|'.join(labels)}]", tuple(labels), aliases)
+    return _SUBSPACES[key]
 
 
 def _gold_labels(tp: TaskPlan) -> list[str]:
@@ -221,9 +252,14 @@ def score_classification(
     if task.valence is not None:
         val_pred, res["valence"] = predicted_valence(tp, preds, probs)
     gold_csv, sub_csv = out / "gold" / f"{task.name}.csv", out / "submissions" / f"{task.name}.csv"
-    atomic_write_text(
-        gold_csv, _csv_text(["name", "discrete", "valence"], [[s.id, s.label, _num(s.valence)] for s in tp.samples])
-    )
+    if tp.prompts:  # the candidates of every sample travel with the gold (the emobench metric reads them)
+        g_rows = [[s.id, s.label, _num(s.valence), "|".join(tp.prompts[s.id].labels)] for s in tp.samples]
+        atomic_write_text(gold_csv, _csv_text(["name", "discrete", "valence", "candidates"], g_rows))
+    else:
+        atomic_write_text(
+            gold_csv,
+            _csv_text(["name", "discrete", "valence"], [[s.id, s.label, _num(s.valence)] for s in tp.samples]),
+        )
     rows = [
         [s.id, p or "", _num(val_pred[i]) if val_pred is not None else ""]
         for i, (s, p) in enumerate(zip(tp.samples, preds, strict=True))
@@ -358,7 +394,9 @@ def score_sentiment(
     words: list[list[str]] | None = None
     reader: dict[str, Any] = {"kind": "constrained", "id": "score_labels"}
     if tp.method == "score_labels":
-        preds: list[str | None] = [base.to_canonical(r["answer"]) for r in recs]
+        preds: list[str | None] = [
+            _canonical(tp, base, s.id)(r["answer"]) for s, r in zip(tp.samples, recs, strict=True)
+        ]
     else:
         lexicon = _lexicon_reader(tp, roots)
         words, preds, reader = answer_sentiments(recs, [s.id for s in tp.samples], lexicon, extractor, out)
@@ -379,6 +417,28 @@ def score_sentiment(
         if words is not None:
             row.update(words=words[i], text=r.get("text"))
         rows.append(row)
+    pred_path = out / "predictions" / f"{task.name}.jsonl"
+    _write_predictions(pred_path, rows)
+    res["files"]["predictions"] = _rel(pred_path, out)
+    return res
+
+
+def score_joint(tp: TaskPlan, store: RecordStore, out: Path) -> dict[str, Any]:
+    """Joint tasks (EmoBench-M MC-EIU): gold ``name,emotion,intent`` and the raw replies ``name,text``, which the
+    task's metrics (``emobench_joint``) read."""
+    task = tp.task
+    recs = _records(tp, tp.condition("base"), store)
+    gold_csv, sub_csv = out / "gold" / f"{task.name}.csv", out / "submissions" / f"{task.name}.csv"
+    g_rows = [[s.id, s.meta["emotion"], s.meta["intent"]] for s in tp.samples]
+    atomic_write_text(gold_csv, _csv_text(["name", "emotion", "intent"], g_rows))
+    texts = [r.get("text") or "" for r in recs]
+    atomic_write_text(sub_csv, _csv_text(["name", "text"], [[s.id, t] for s, t in zip(tp.samples, texts, strict=True)]))
+    res: dict[str, Any] = {"files": {"gold": _rel(gold_csv, out), "submission": _rel(sub_csv, out)}}
+    res["metrics"] = _run_metrics(tp, gold_csv, sub_csv, out)
+    rows = [
+        {"id": s.id, "gold": {"emotion": s.meta["emotion"], "intent": s.meta["intent"]}, "text": t}
+        for s, t in zip(tp.samples, texts, strict=True)
+    ]
     pred_path = out / "predictions" / f"{task.name}.jsonl"
     _write_predictions(pred_path, rows)
     res["files"]["predictions"] = _rel(pred_path, out)
@@ -420,6 +480,9 @@ def score_explanation(tp: TaskPlan, store: RecordStore, out: Path, judge: dict[s
         "text_similarity": {"score": sim["mean"], "mode": "judge-free"},
         "emotion_word_f1": {"score": ov["f1"], "mode": "judge-free"},
     }
+    # file metrics of the task (e.g. EmoBench-M SMILE's BLEU / ROUGE-L / BERTScore / laughter judge) on the
+    # names,reasons gold and submission written above
+    res["metrics"].update(_run_metrics(tp, gold_csv, sub_csv, out))
     return res
 
 

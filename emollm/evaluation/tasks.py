@@ -5,7 +5,7 @@ A task names its data, split, label space, prompt, how answers are read, its met
     name: mer2023_test1
     version: "1"
     benchmark: MER2023
-    kind: classification          # classification | openset | sentiment | explanation
+    kind: classification          # classification | openset | sentiment | explanation | joint
     data: {recipe: mer2023, root: mer2023, split: test1}
     prompt: {task: emotion, index: 0, subtitle: true}
     answers: {method: score_labels}       # score_labels (constrained) | generate (free text, parsed)
@@ -59,13 +59,14 @@ from emollm.paths import resolve_resource, resource_root
 
 log = get_logger(__name__)
 
-Kind = Literal["classification", "openset", "sentiment", "explanation"]
-GoldField = Literal["label", "openset", "valence", "fine", "coarse"]
+Kind = Literal["classification", "openset", "sentiment", "explanation", "joint"]
+GoldField = Literal["label", "openset", "valence", "fine", "coarse", "joint"]
 DEFAULT_GOLD: dict[str, str] = {
     "classification": "label",
     "openset": "openset",
     "sentiment": "valence",
     "explanation": "fine",
+    "joint": "joint",  # meta.emotion and meta.intent (EmoBench-M MC-EIU); the reply is scored as text
 }
 
 _ROOT_REF = re.compile(r"\{root:([A-Za-z0-9_.-]+)\}")
@@ -118,6 +119,18 @@ class PromptSpec(Strict):
     """Put the subtitle ("The person in video says: ...") in the prompt (None: the contract's rule)."""
     separator: str | None = None
     """Between labels in {labels} (None: the contract's separator)."""
+    per_sample: bool = False
+    """Ask each sample with its own instruction (``meta.instruction``: the benchmark's released prompt, e.g.
+    EmoBench-M's) and score it over its own candidate labels (``meta.candidates``, the labels that
+    instruction lists, mapped into the task's label space). The subtitle sentence the instruction starts with
+    is taken out and put back by the subtitle rule, so ablations without text drop it. ``instruction``,
+    ``pool`` and ``index`` do not apply; prompt-robustness variants are refused (they rewrite the label list)."""
+
+    @model_validator(mode="after")
+    def _per_sample(self) -> PromptSpec:
+        if self.per_sample and (self.instruction is not None or self.pool is not None or self.separator is not None):
+            raise ValueError("per_sample prompts use each sample's own instruction: drop instruction/pool/separator")
+        return self
 
 
 class AnswerSpec(Strict):
@@ -219,8 +232,6 @@ class EvalTask(Strict):
     def _consistent(self) -> EvalTask:
         if self.kind != "classification" and self.answers.method == "score_labels" and self.kind != "sentiment":
             raise ValueError(f"kind {self.kind!r} needs answers.method: generate (score_labels reads one label)")
-        if self.kind == "explanation" and self.metrics:
-            raise ValueError("explanation tasks have judge-free scores and an optional judge, not file metrics")
         if self.kind != "explanation" and not self.metrics:
             raise ValueError(f"kind {self.kind!r} needs at least one metric")
         if self.valence is not None and self.kind != "classification":

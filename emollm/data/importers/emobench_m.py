@@ -11,7 +11,8 @@ ch-simsv2s, funny, mer2023, smile). ``files`` maps split -> JSON file (the split
 name). Per sample: id ``<scenario>/<id>``; the human turn without ``<video>`` -> meta.instruction; the
 candidate labels listed by the instruction ("... following labels as your final answer: a, b, c.", or
 "Choose one emotion: ...") -> meta.candidates; "The person in (the) video says: X." -> subtitle; the gpt
-turn -> meta.answer (lower-cased, as the scorer compares) and, when it is a label of the recipe's label
+turn -> meta.answer (lower-cased, as the scorer compares; meta.reference keeps it as written: SMILE's
+reference reason, scored case-sensitively by BLEU) and, when it is a label of the recipe's label
 space, Sample.label (otherwise the label stays empty and no problem is reported: open-label scenarios
 are scored on meta.answer by the ``emobench`` metric).
 
@@ -35,7 +36,8 @@ _CANDIDATES = re.compile(
     re.IGNORECASE,
 )
 _SAYS = re.compile(
-    r"The person in (?:the )?video says:\s*(.*?)(?=\s+(?:Determine|Analy[sz]e|Identify|Based|Please|Is |Does |What )|$)",
+    # the question words are matched case-sensitively: " is " inside the subtitle does not end it
+    r"The person in (?:the )?video says:\s*(.*?)(?=\s+(?-i:Determine|Analy[sz]e|Identify|Based|Please|Is |Does |What )|$)",
     re.IGNORECASE | re.DOTALL,
 )
 
@@ -52,13 +54,61 @@ def parse_candidates(instruction: str) -> list[str]:
     m = _CANDIDATES.search(instruction)
     if not m:
         return []
-    items = re.split(r",|\bor\b", m.group(1))
+    return _split_list(m.group(1))
+
+
+_INTENTS = re.compile(r"choose one intent\s*:\s*([^.]+)", re.IGNORECASE)
+
+
+def _split_list(text: str) -> list[str]:
     out = []
-    for it in items:
+    for it in re.split(r",|\bor\b", text):
         w = re.sub(r"^\s*and\s+", "", it.strip()).strip(" '\"").lower()
         if w and w not in out:
             out.append(w)
     return out
+
+
+def parse_intent_candidates(instruction: str) -> list[str]:
+    """The intent labels an MC-EIU instruction lists ("Choose one intent: a, b, and c."), lower-cased."""
+    m = _INTENTS.search(instruction)
+    return _split_list(m.group(1)) if m else []
+
+
+def parse_joint_answer(text: str) -> tuple[str, str] | None:
+    """(emotion, intent) of an MC-EIU gold turn: a ``{'emotion label': .., 'intent label': ..}`` dict, or two
+    labels joined by a comma, semicolon, ``_``, ``|`` or "and"; None when it is neither."""
+    t = text.strip()
+    m = re.search(r"\{[^{}]*\}", t)
+    if m:
+        import ast
+
+        try:
+            obj = ast.literal_eval(m.group(0))
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            obj = None
+        if isinstance(obj, dict):
+            emo = next((str(v) for k, v in obj.items() if "emotion" in str(k).lower()), None)
+            intent = next((str(v) for k, v in obj.items() if "intent" in str(k).lower()), None)
+            if emo and intent:
+                return emo.strip().lower(), intent.strip().lower()
+        return None
+    parts = [p.strip(" '\".").lower() for p in re.split(r"[,;_|]|\band\b", t) if p.strip(" '\".")]
+    return (parts[0], parts[1]) if len(parts) == 2 else None
+
+
+def strip_subtitle(instruction: str, subtitle: str | None) -> str | None:
+    """The instruction without its leading "The person in (the) video says: <subtitle>" sentence.
+
+    Returns the instruction unchanged when it has no such sentence, and None when it has one that is not
+    ``subtitle`` (the caller then keeps the sentence inside the instruction)."""
+    m = re.match(r"\s*The person in (?:the )?video says:\s*", instruction, re.IGNORECASE)
+    if not m:
+        return instruction.strip()
+    rest = instruction[m.end() :]
+    if not subtitle or not rest.startswith(subtitle):
+        return None
+    return rest[len(subtitle) :].strip()
 
 
 def parse_subtitle(instruction: str) -> str | None:
@@ -116,7 +166,20 @@ def _one(
         "instruction": instruction,
         "candidates": parse_candidates(instruction),
         "answer": gold,
+        "reference": str(answer).strip(),
     }
+    intents = parse_intent_candidates(instruction)
+    if intents:  # MC-EIU: emotion and intent
+        meta["intent_candidates"] = intents
+        pair = parse_joint_answer(str(answer))
+        if pair is None:
+            ctx.problem(
+                path, i, "conversations", "malformed_row",
+                f"{where}: MC-EIU answer {str(answer)[:80]!r} is not an emotion and an intent; kept without gold",
+                sample_id=sid,
+            )  # fmt: skip
+        else:
+            meta["emotion"], meta["intent"] = pair
     media: dict[str, str] = {}
     video = str(rec.get("video") or "").strip()
     if video and vroot is not None:

@@ -18,6 +18,9 @@ mer2025_semi    ``mer2025``                 MER2025 Track 1 WAF (optionally the 
 mer2025_fg      ``mer2025``                 MER2025 Track 2 mean of EW-L1 and EW-L2 F
 emobench        ``emobench``                EmoBench-M accuracy (official: empty dropped; clean: wrong)
 emobench_joint  ``emobench``                EmoBench-M MC-EIU joint emotion + intent accuracy
+emobench_gene…  ``generation``              EmoBench-M SMILE ``emobench_generation``: ROUGE-L F; also sentence BLEU
+bertscore       ``generation``              BERTScore F1 (needs a local model folder, e.g. roberta-large)
+emobench_lau…   ``generation``              ``emobench_laughter``: the SMILE judge's (logical + multimodal) / 10
 mme_emotion     ``mme_emotion``             MME-Emotion CoT = (Rec + Rea) / 2 with the two-stage judge
 mme_emotion_rec ``mme_emotion``             MME-Emotion judge-free recognition (gold labels among the words)
 ==============  ==========================  ===============================================================
@@ -39,6 +42,7 @@ from emollm.evaluation.metrics import (  # noqa: F401  (each module registers it
     classification,
     dfer,
     emobench,
+    generation,
     mer,
     mer2025,
     mme_emotion,

@@ -1,0 +1,181 @@
+"""The full-size native presets: each published config builds on the ``meta`` device (no weights, no
+memory) with the published parameter count, LoRA lists only language-model modules, and a released
+Qwen2.5-Omni folder (thinker + talker + token2wav, weights prefixed ``thinker.``) loads into the thinker.
+
+    pytest tests/core/test_native_presets.py
+
+Expected counts and where they come from (tolerance 1%):
+
+- Qwen2-Audio-7B-Instruct: 8.4B, the Hugging Face model page's safetensors size (config arithmetic:
+  8,397,094,912 = audio tower 637.0M + projector 5.2M + language model 7.755B).
+- Qwen2-VL-7B-Instruct: 8.29B, the model page's safetensors size (8,291,375,616 = vision 675.8M + LM).
+- Qwen2.5-Omni-7B thinker: the released folder holds 10.7B with the talker and token2wav, which the
+  thinker never loads; the thinker is Qwen2.5-7B (7.61B, the Qwen2.5-7B model card, embeddings untied)
+  + the vision encoder (675M, Qwen2.5-Omni technical report, arXiv 2503.20215 sec. 2.2) + the audio
+  encoder (Whisper-large-v3's encoder, 637M, + a 1280 -> 3584 output projection): 8.93B.
+- Qwen2.5-Omni-3B thinker: Qwen2.5-3B (3.09B, its model card, embeddings tied there) + the untied
+  thinker head (151936 x 2048 = 311M) + vision 669M + audio 638M: 4.70B; the model page's 5.54B total
+  less talker (385M) and token2wav (449M) gives the same 4.70B (a public per-module breakdown of the
+  released checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from emollm.config import NativeTinyConfig
+from emollm.model.native.build import load_native, lora_targets
+from emollm.model.native.families import FAMILIES
+from emollm.model.presets import NATIVE_FOLDERS, NATIVE_LORA, model_config
+
+# preset -> (family, whole model, language model incl. embeddings and head, its layers); see the docstring
+EXPECTED: dict[str, tuple[str, float, float, int]] = {
+    "qwen2-audio-7b-instruct": ("qwen2-audio", 8.4e9, 7.755e9, 32),
+    "qwen2-vl-7b-instruct": ("qwen2-vl", 8.29e9, 7.61e9, 28),
+    "qwen2.5-omni-7b": ("qwen2.5-omni", 8.93e9, 7.61e9, 28),
+    "qwen2.5-omni-3b": ("qwen2.5-omni", 4.70e9, 3.09e9 + 151936 * 2048, 36),
+}
+TOWERS = {"qwen2-audio": {"audio_tower": 637e6}, "qwen2-vl": {"visual": 675e6}}
+TOWERS["qwen2.5-omni"] = {"audio_tower": 638e6, "visual": 675e6}
+
+
+def _meta(preset: str) -> tuple[torch.nn.Module, object]:
+    fam = FAMILIES.get(EXPECTED[preset][0])
+    with torch.device("meta"):
+        model = fam.hf_cls()(fam.full_size[preset]())
+    return model, fam
+
+
+def _count(m: torch.nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def test_every_full_size_preset_has_a_published_config() -> None:
+    assert set(NATIVE_FOLDERS) == set(EXPECTED)
+    for preset, (family, *_rest) in EXPECTED.items():
+        cfg = model_config(preset)
+        assert cfg.llm.family == family and cfg.llm.source == "hf" and cfg.llm.dtype == "auto"
+        assert preset in FAMILIES.get(family).full_size
+        assert cfg.llm.path is not None and cfg.llm.path.endswith("/" + NATIVE_FOLDERS[preset])
+
+
+@pytest.mark.parametrize("preset", sorted(EXPECTED))
+def test_full_size_model_on_meta_has_the_published_parameter_count(preset: str) -> None:
+    family, total, lm, layers = EXPECTED[preset]
+    model, fam = _meta(preset)
+    assert next(model.parameters()).device.type == "meta"
+    n = _count(model)
+    assert abs(n - total) / total < 0.01, f"{preset}: {n:,} parameters, published {total:,.0f}"
+    n_lm = _count(model.model.language_model) + model.lm_head.weight.numel()
+    assert model.lm_head.weight is not model.model.language_model.embed_tokens.weight  # untied in all four
+    assert abs(n_lm - lm) / lm < 0.01, f"{preset}: language model {n_lm:,}, published {lm:,.0f}"
+    for tower, size in TOWERS[family].items():
+        got = _count(model.model.get_submodule(tower))
+        assert abs(got - size) / size < 0.01, f"{preset}: {tower} {got:,}"
+
+
+@pytest.mark.parametrize("preset", sorted(EXPECTED))
+def test_lora_targets_are_the_language_model_layers_only(preset: str) -> None:
+    _, _, _, layers = EXPECTED[preset]
+    model, fam = _meta(preset)
+    targets = list(model_config(preset).lora.targets)
+    assert targets == NATIVE_LORA["targets"]
+    found = lora_targets(model, fam, targets)
+    assert len(found) == layers * len(targets)
+    assert all(n.startswith("model.language_model.layers.") for n in found)
+    assert not any(t in n.split(".") for n in found for t in fam.towers)
+    # the towers do have modules of these names (Omni's audio attention, its vision MLP): the regex keeps them out
+    all_named = [n for n, _ in model.named_modules() if n.rsplit(".", 1)[-1] in targets]
+    if fam.name == "qwen2.5-omni":
+        assert len(all_named) > len(found)
+
+
+def test_a_released_omni_folder_loads_into_the_thinker(tmp_path: Path) -> None:
+    """Qwen/Qwen2.5-Omni-* ships thinker + talker + token2wav in one folder: config.json of model_type
+    qwen2_5_omni with a ``thinker_config``, weights ``thinker.model.*``, ``thinker.audio_tower.*``,
+    ``thinker.visual.*``, ``thinker.lm_head.*``, ``talker.*``, ``token2wav.*``. transformers v5 loads
+    it into ``Qwen2_5OmniThinkerForConditionalGeneration`` as is (its conversion mapping drops the
+    ``thinker.`` prefix; the config loader picks the ``thinker_config``; talker/token2wav are skipped),
+    so ``load_native`` needs no extraction step."""
+    from safetensors.torch import save_file
+    from transformers import Qwen2_5OmniConfig
+
+    ref, tok = FAMILIES.get("qwen2.5-omni").tiny(NativeTinyConfig(seed=5))
+    sd: dict[str, torch.Tensor] = {}
+    for k, v in ref.state_dict().items():  # the released (transformers 4.x) key names
+        if k.startswith("model.language_model."):
+            k2 = "thinker.model." + k.removeprefix("model.language_model.")
+        else:
+            k2 = "thinker." + k.removeprefix("model.")
+        sd[k2] = v.contiguous().clone()
+    sd["talker.codec_head.weight"] = torch.zeros(8, 4)
+    sd["token2wav.code2wav_bigvgan_model.conv_post.weight"] = torch.zeros(1, 4, 7)
+    save_file(sd, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    Qwen2_5OmniConfig(thinker_config=ref.config.to_dict(), enable_audio_output=True).save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["model_type"] == "qwen2_5_omni"
+    tok.save_pretrained(tmp_path)
+
+    cfg = model_config(
+        "tiny-qwen2.5-omni", overrides=["llm.source=hf", f"llm.path={tmp_path}", "llm.native_tiny.seed=5"]
+    )
+    model, tok2 = load_native(cfg, "cpu")
+    assert type(model).__name__ == "Qwen2_5OmniThinkerForConditionalGeneration"
+    got = model.state_dict()
+    assert set(got) == set(ref.state_dict())
+    for k, v in ref.state_dict().items():
+        assert torch.equal(got[k].float(), v.float()), k
+    assert tok2.chat_template
+
+
+def _rows(out: str) -> dict[str, list[str]]:
+    rows = {}
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.strip("│┃ ").split("│")]
+        if len(cells) == 3 and cells[0]:
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_doctor_names_each_native_folder_and_where_it_looked(tmp_path: Path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from emollm.cli import app
+
+    weights = tmp_path / "weights"
+    omni = weights / "Qwen2.5-Omni-3B"
+    omni.mkdir(parents=True)
+    (omni / "config.json").write_text("{}")
+    (omni / "preprocessor_config.json").write_text("{}")
+    (weights / "Qwen2-VL-7B-Instruct").mkdir()
+    (weights / "Qwen2-VL-7B-Instruct" / "config.json").write_text("{}")  # no processor settings
+    monkeypatch.setenv("EMOLLM_WEIGHTS", str(weights))
+    r = CliRunner().invoke(app, ["doctor"], env={"COLUMNS": "250"})
+    assert r.exit_code == 0, r.output
+    rows = _rows(r.output)
+    assert rows["qwen2.5-omni-3b (qwen2.5-omni)"] == ["ok", str(omni)]
+    status, detail = rows["qwen2-vl-7b-instruct (qwen2-vl)"]
+    assert status == "missing" and "preprocessor_config.json" in detail
+    for item, folder in (
+        ("qwen2.5-omni-7b (qwen2.5-omni)", "Qwen2.5-Omni-7B"),
+        ("qwen2-audio-7b-instruct (qwen2-audio)", "Qwen2-Audio-7B-Instruct"),
+    ):
+        assert rows[item] == ["missing", f"{weights / folder} (no config.json; set EMOLLM_WEIGHTS)"]
+
+
+def test_ls_presets_lists_the_native_presets_with_their_family() -> None:
+    from typer.testing import CliRunner
+
+    from emollm.cli import app
+
+    r = CliRunner().invoke(app, ["ls", "presets"])
+    assert r.exit_code == 0, r.output
+    lines = {line.split()[0]: line for line in r.output.splitlines() if line.strip()}
+    for preset, (family, *_rest) in EXPECTED.items():
+        assert f"family={family} " in lines[preset] and NATIVE_FOLDERS[preset] in lines[preset]
+    for tiny in ("tiny-qwen2-audio", "tiny-qwen2.5-omni", "tiny-qwen2-vl"):
+        assert "family=qwen2" in lines[tiny] and "llm=tiny:random" in lines[tiny]
+    assert "family=causal" in lines["mini"]

@@ -1,6 +1,7 @@
 """The full-size native presets: each published config builds on the ``meta`` device (no weights, no
-memory) with the published parameter count, LoRA lists only language-model modules, and a released
-Qwen2.5-Omni folder (thinker + talker + token2wav, weights prefixed ``thinker.``) loads into the thinker.
+memory) with the published parameter count, LoRA lists only language-model modules, and each preset
+builds on a tiny folder laid out as its public repository (released key names; Qwen2.5-Omni as the
+whole omni model, weights prefixed ``thinker.``, loaded into the thinker; Qwen2-VL's flat config).
 
     pytest tests/core/test_native_presets.py
 
@@ -94,41 +95,114 @@ def test_lora_targets_are_the_language_model_layers_only(preset: str) -> None:
         assert len(all_named) > len(found)
 
 
-def test_a_released_omni_folder_loads_into_the_thinker(tmp_path: Path) -> None:
-    """Qwen/Qwen2.5-Omni-* ships thinker + talker + token2wav in one folder: config.json of model_type
-    qwen2_5_omni with a ``thinker_config``, weights ``thinker.model.*``, ``thinker.audio_tower.*``,
-    ``thinker.visual.*``, ``thinker.lm_head.*``, ``talker.*``, ``token2wav.*``. transformers v5 loads
-    it into ``Qwen2_5OmniThinkerForConditionalGeneration`` as is (its conversion mapping drops the
-    ``thinker.`` prefix; the config loader picks the ``thinker_config``; talker/token2wav are skipped),
-    so ``load_native`` needs no extraction step."""
-    from safetensors.torch import save_file
-    from transformers import Qwen2_5OmniConfig
+PREPROCESSOR = {  # the released preprocessor_config.json keys the native encoders read
+    "qwen2-audio": {"feature_extractor_type": "WhisperFeatureExtractor", "feature_size": 128, "hop_length": 160},
+    "qwen2-vl": {
+        "image_processor_type": "Qwen2VLImageProcessor",
+        "patch_size": 14,
+        "temporal_patch_size": 2,
+        "merge_size": 2,
+        "image_mean": [0.48145466, 0.4578275, 0.40821073],
+        "image_std": [0.26862954, 0.26130258, 0.27577711],
+    },
+}
+PREPROCESSOR["qwen2.5-omni"] = {**PREPROCESSOR["qwen2-audio"], **PREPROCESSOR["qwen2-vl"]}
 
-    ref, tok = FAMILIES.get("qwen2.5-omni").tiny(NativeTinyConfig(seed=5))
-    sd: dict[str, torch.Tensor] = {}
-    for k, v in ref.state_dict().items():  # the released (transformers 4.x) key names
+
+def _released_key(family: str, k: str) -> str:
+    """transformers v5 parameter name -> the name in the released (transformers 4.x) safetensors."""
+    if family == "qwen2.5-omni":  # thinker.model.*, thinker.audio_tower.*, thinker.visual.*, thinker.lm_head.*
         if k.startswith("model.language_model."):
-            k2 = "thinker.model." + k.removeprefix("model.language_model.")
-        else:
-            k2 = "thinker." + k.removeprefix("model.")
-        sd[k2] = v.contiguous().clone()
-    sd["talker.codec_head.weight"] = torch.zeros(8, 4)
-    sd["token2wav.code2wav_bigvgan_model.conv_post.weight"] = torch.zeros(1, 4, 7)
-    save_file(sd, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
-    Qwen2_5OmniConfig(thinker_config=ref.config.to_dict(), enable_audio_output=True).save_pretrained(tmp_path)
-    assert json.loads((tmp_path / "config.json").read_text())["model_type"] == "qwen2_5_omni"
-    tok.save_pretrained(tmp_path)
+            return "thinker.model." + k.removeprefix("model.language_model.")
+        return "thinker." + k.removeprefix("model.")
+    if (
+        family == "qwen2-audio"
+    ):  # language_model.model.*, language_model.lm_head.*, audio_tower.*, multi_modal_projector.*
+        if k.startswith("model.language_model."):
+            return "language_model.model." + k.removeprefix("model.language_model.")
+        return "language_model.lm_head.weight" if k == "lm_head.weight" else k.removeprefix("model.")
+    # qwen2-vl: model.* (the language model), visual.*, lm_head.*
+    if k.startswith("model.language_model."):
+        return "model." + k.removeprefix("model.language_model.")
+    return k.removeprefix("model.") if k.startswith("model.visual.") else k
 
-    cfg = model_config(
-        "tiny-qwen2.5-omni", overrides=["llm.source=hf", f"llm.path={tmp_path}", "llm.native_tiny.seed=5"]
-    )
-    model, tok2 = load_native(cfg, "cpu")
-    assert type(model).__name__ == "Qwen2_5OmniThinkerForConditionalGeneration"
+
+def _released_folder(family: str, out: Path, seed: int) -> torch.nn.Module:
+    """A tiny random model of ``family`` written as its public Hugging Face repository is laid out:
+    the released key names, Qwen2.5-Omni as the whole omni model (config of model_type qwen2_5_omni
+    with a thinker_config; talker and token2wav tensors beside the thinker's), Qwen2-VL's flat legacy
+    config.json, the chat template in chat_template.json beside the tokenizer, preprocessor_config.json."""
+    from safetensors.torch import save_file
+
+    ref, tok = FAMILIES.get(family).tiny(NativeTinyConfig(seed=seed))
+    sd = {_released_key(family, k): v.contiguous().clone() for k, v in ref.state_dict().items()}
+    cfg = ref.config.to_dict()
+    if family == "qwen2.5-omni":
+        from transformers import Qwen2_5OmniConfig
+
+        sd["talker.codec_head.weight"] = torch.zeros(8, 4)
+        sd["token2wav.code2wav_bigvgan_model.conv_post.weight"] = torch.zeros(1, 4, 7)
+        cfg = Qwen2_5OmniConfig(thinker_config=cfg, enable_audio_output=True).to_dict()
+    elif family == "qwen2-vl":
+        text = cfg.pop("text_config")
+        rope = text.pop("rope_parameters")
+        cfg.update({k: v for k, v in text.items() if k not in ("model_type", "layer_types")})
+        cfg["rope_theta"], cfg["rope_scaling"] = (
+            rope["rope_theta"],
+            {"type": "mrope", "mrope_section": rope["mrope_section"]},
+        )
+    save_file(sd, str(out / "model.safetensors"), metadata={"format": "pt"})
+    (out / "config.json").write_text(json.dumps(cfg))
+    tok.save_pretrained(out)
+    template = tok.chat_template
+    for f in ("chat_template.jinja", "chat_template.json"):
+        (out / f).unlink(missing_ok=True)
+    tc = json.loads((out / "tokenizer_config.json").read_text())
+    tc.pop("chat_template", None)
+    (out / "tokenizer_config.json").write_text(json.dumps(tc))
+    (out / "chat_template.json").write_text(json.dumps({"chat_template": template}))
+    (out / "preprocessor_config.json").write_text(json.dumps(PREPROCESSOR[family]))
+    return ref
+
+
+@pytest.mark.parametrize("preset", sorted(EXPECTED))
+def test_full_size_preset_builds_on_a_folder_in_the_released_layout(preset: str, tmp_path: Path) -> None:
+    """Each full-size preset, pointed at a tiny folder laid out as its public repository, builds with
+    its own settings (media, LoRA on all seven LM linears, system prompt) and the folder's weights.
+    Qwen2.5-Omni's folder is the whole omni model: transformers v5 loads it into the thinker as is (the
+    thinker class's conversion mapping drops ``thinker.``; the config loader takes ``thinker_config``;
+    talker/token2wav tensors are skipped), so ``load_native`` needs no extraction step."""
+    from emollm.model.native.build import build_native
+
+    family = EXPECTED[preset][0]
+    ref = _released_folder(family, tmp_path, seed=5)
+    if family == "qwen2.5-omni":
+        assert json.loads((tmp_path / "config.json").read_text())["model_type"] == "qwen2_5_omni"
+    cfg = model_config(preset, overrides=[f"llm.path={tmp_path}", "llm.dtype=float32"])
+    model, tok = load_native(cfg, "cpu")
+    assert type(model).__name__ == FAMILIES.get(family).hf_class
     got = model.state_dict()
     assert set(got) == set(ref.state_dict())
     for k, v in ref.state_dict().items():
-        assert torch.equal(got[k].float(), v.float()), k
-    assert tok2.chat_template
+        assert torch.equal(got[k], v), k
+    assert tok.chat_template  # from chat_template.json
+
+    lm, processor, encoders = build_native(cfg, "cpu")
+    tokens = {m: e.llm_tokens for m, e in encoders.items()}
+    assert (
+        tokens
+        == {
+            "qwen2.5-omni-7b": {"video": 576, "audio": 250},
+            "qwen2.5-omni-3b": {"video": 576, "audio": 250},
+            "qwen2-audio-7b-instruct": {"audio": 375},
+            "qwen2-vl-7b-instruct": {"video": 1152},
+        }[preset]
+    )
+    assert processor.system_prompt == cfg.system_prompt
+    assert (cfg.system_prompt or "").startswith("You are Qwen") == (family == "qwen2.5-omni")
+    adapted = {n.rsplit(".", 2)[0] for n, _ in lm.named_parameters() if "lora_A" in n}
+    assert len(adapted) == 2 * 7  # two tiny layers x seven linears
+    assert not any(t in a.split(".") for a in adapted for t in FAMILIES.get(family).towers)
 
 
 def _rows(out: str) -> dict[str, list[str]]:

@@ -8,15 +8,16 @@ whole omni model, weights prefixed ``thinker.``, loaded into the thinker; Qwen2-
 Expected counts and where they come from (tolerance 1%):
 
 - Qwen2-Audio-7B-Instruct: 8.4B, the Hugging Face model page's safetensors size (config arithmetic:
-  8,397,094,912 = audio tower 637.0M + projector 5.2M + language model 7.755B).
+  8,397,094,912 = audio tower 637.0M + projector 5.2M + language model 7.755B, the
+  Qwen-7B-sized LM with Qwen2-Audio's 156032-token vocabulary).
 - Qwen2-VL-7B-Instruct: 8.29B, the model page's safetensors size (8,291,375,616 = vision 675.8M + LM).
 - Qwen2.5-Omni-7B thinker: the released folder holds 10.7B with the talker and token2wav, which the
   thinker never loads; the thinker is Qwen2.5-7B (7.61B, the Qwen2.5-7B model card, embeddings untied)
-  + the vision encoder (675M, Qwen2.5-Omni technical report, arXiv 2503.20215 sec. 2.2) + the audio
+  + the vision encoder (675M, the Qwen2.5-Omni technical report, arXiv 2503.20215) + the audio
   encoder (Whisper-large-v3's encoder, 637M, + a 1280 -> 3584 output projection): 8.93B.
 - Qwen2.5-Omni-3B thinker: Qwen2.5-3B (3.09B, its model card, embeddings tied there) + the untied
   thinker head (151936 x 2048 = 311M) + vision 669M + audio 638M: 4.70B; the model page's 5.54B total
-  less talker (385M) and token2wav (449M) gives the same 4.70B (a public per-module breakdown of the
+  less talker (385M) and token2wav (449M) gives the same 4.70B (a third-party per-module count of the
   released checkpoint).
 """
 
@@ -62,6 +63,32 @@ def test_every_full_size_preset_has_a_published_config() -> None:
         assert cfg.llm.family == family and cfg.llm.source == "hf" and cfg.llm.dtype == "auto"
         assert preset in FAMILIES.get(family).full_size
         assert cfg.llm.path is not None and cfg.llm.path.endswith("/" + NATIVE_FOLDERS[preset])
+
+
+# config.json of each release: text (hidden, layers, heads, kv heads, intermediate, vocab), tower width/depth
+RELEASED = {
+    "qwen2-audio-7b-instruct": ((4096, 32, 32, 32, 11008, 156032), {"audio": (1280, 32)}),
+    "qwen2-vl-7b-instruct": ((3584, 28, 28, 4, 18944, 152064), {"vision": (1280, 32)}),
+    "qwen2.5-omni-7b": ((3584, 28, 28, 4, 18944, 152064), {"audio": (1280, 32), "vision": (1280, 32)}),
+    "qwen2.5-omni-3b": ((2048, 36, 16, 2, 11008, 151936), {"audio": (1280, 32), "vision": (1280, 32)}),
+}
+
+
+@pytest.mark.parametrize("preset", sorted(RELEASED))
+def test_full_size_configs_hold_the_released_values(preset: str) -> None:
+    cfg = FAMILIES.get(EXPECTED[preset][0]).full_size[preset]()
+    t = cfg.text_config
+    got = (t.hidden_size, t.num_hidden_layers, t.num_attention_heads, t.num_key_value_heads)
+    assert got + (t.intermediate_size, t.vocab_size) == RELEASED[preset][0]
+    for tower, (width, depth) in RELEASED[preset][1].items():
+        c = getattr(cfg, f"{tower}_config")
+        if tower == "audio":
+            assert (c.d_model, c.encoder_layers, c.num_mel_bins) == (width, depth, 128)
+        else:
+            w = c.embed_dim if hasattr(c, "embed_dim") else c.hidden_size
+            assert (w, c.depth, c.patch_size, c.temporal_patch_size, c.spatial_merge_size) == (width, depth, 14, 2, 2)
+    if FAMILIES.get(EXPECTED[preset][0]).mrope:  # time, height, width sections of the 64-wide rotary half
+        assert t.rope_parameters["mrope_section"] == [16, 24, 24]
 
 
 @pytest.mark.parametrize("preset", sorted(EXPECTED))

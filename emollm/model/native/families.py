@@ -13,6 +13,13 @@ family's special tokens).
 Families: ``qwen2-audio`` (Qwen2AudioForConditionalGeneration: audio + text), ``qwen2.5-omni``
 (Qwen2_5OmniThinkerForConditionalGeneration, the thinker only: audio + video + text; the talker that
 speaks is never loaded), ``qwen2-vl`` (Qwen2VLForConditionalGeneration: video + text).
+
+Each family's ``full_size`` maps the full-size presets to the published configs of the released
+checkpoints (Qwen2.5-Omni-7B/3B's thinker, Qwen2-Audio-7B-Instruct, Qwen2-VL-7B-Instruct), so a test
+builds them on the ``meta`` device and checks parameter counts and LoRA targets without any weights:
+
+    with torch.device("meta"):
+        model = fam.hf_cls()(fam.full_size["qwen2.5-omni-7b"]())     # 8.93B parameters, no memory
 """
 
 from __future__ import annotations
@@ -239,7 +246,7 @@ def _qwen2_vl_tiny(t: NativeTinyConfig, ids: dict[str, int]) -> Any:
 # Qwen/Qwen2.5-Omni-7B and Qwen/Qwen2.5-Omni-3B (its ``thinker_config``) on the Hugging Face Hub. The
 # transformers config defaults are NOT these models: ``Qwen2AudioConfig()`` has a 22016-wide MLP and
 # vocabulary 151936 (12.7B), ``Qwen2VLConfig()`` is the 72B text model, and
-# ``Qwen2_5OmniThinkerConfig()`` has a 3584-wide vision tower and tied embeddings (11.3B). Only the sizes
+# ``Qwen2_5OmniThinkerConfig()`` has a 3584-wide vision tower (11.3B, not the 8.93B thinker). Only the sizes
 # that change the parameter count or the media layout are listed; the rest keep the class defaults.
 
 

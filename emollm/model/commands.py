@@ -77,6 +77,7 @@ def _doctor_rows() -> list[tuple[str, str, str]]:
                 f"{p}" + ("" if ok else " (no config.json; set EMOLLM_WEIGHTS)"),
             )
         )
+    rows += _native_rows()
     rows.append(("EMOLLM_WEIGHTS", "info", weights_root()))
     from emollm.paths import conformance_root, home
 
@@ -89,6 +90,24 @@ def _doctor_rows() -> list[tuple[str, str, str]]:
             f"{kit}: real clips and label files some tests use" if kit else "not here: only the tests that use it skip",
         )
     )
+    return rows
+
+
+def _native_rows() -> list[tuple[str, str, str]]:
+    """One row per full-size native preset: the folder it loads from, and what is missing there."""
+    from emollm.model.presets import NATIVE_FOLDERS, model_config
+
+    rows: list[tuple[str, str, str]] = []
+    for preset in NATIVE_FOLDERS:
+        cfg = model_config(preset)
+        folder = Path(cfg.llm.path or "")
+        item = f"{preset} ({cfg.llm.family})"
+        if not (folder / "config.json").is_file():
+            rows.append((item, "missing", f"{folder} (no config.json; set EMOLLM_WEIGHTS)"))
+        elif not (folder / "preprocessor_config.json").is_file():
+            rows.append((item, "missing", f"{folder} (no preprocessor_config.json: the media settings)"))
+        else:
+            rows.append((item, "ok", str(folder)))
     return rows
 
 
@@ -166,9 +185,10 @@ def register(app: typer.Typer) -> None:
                 try:
                     cfg = model_config(n)
                     mods = ", ".join(f"{m}={mc.encoder.name}" for m, mc in cfg.modalities.items())
-                    typer.echo(f"{n:14s} llm={cfg.llm.source}:{cfg.llm.path or 'random'}  {mods}")
+                    llm = f"{cfg.llm.source}:{cfg.llm.path or 'random'}"
+                    typer.echo(f"{n:24s} family={cfg.llm.family:13s} llm={llm}  {mods}")
                 except Exception as e:  # noqa: BLE001 - listing must not fail on one preset
-                    typer.echo(f"{n:14s} (invalid: {e})")
+                    typer.echo(f"{n:24s} (invalid: {e})")
         elif what == "labels":
             from emollm.labels import LABEL_SPACES
 

@@ -13,6 +13,11 @@
   token), ViT-MAE face, VideoMAE face clip, chinese-HuBERT-large audio; LoRA r=64, alpha=16, dropout
   0.05 on q_proj, v_proj; tokens in the order [frame 256][face][face_clip][audio][frame_cls] = 260.
   ``docs/EMOTION_LLAMA.md`` says which folder goes where.
+- ``tiny-qwen2-audio``, ``tiny-qwen2.5-omni``, ``tiny-qwen2-vl``: random tiny native models (each
+  family's real transformers class at tiny size).
+- ``qwen2.5-omni-7b``, ``qwen2.5-omni-3b``, ``qwen2-audio-7b-instruct``, ``qwen2-vl-7b-instruct``: the
+  released native models from ``$EMOLLM_WEIGHTS/<folder>`` (``NATIVE_FOLDERS``; docs/BACKBONES.md), bf16
+  where the device has it, LoRA on every linear layer of the language model (``NATIVE_LORA``).
 """
 
 from __future__ import annotations
@@ -156,6 +161,83 @@ def _emotion_llama() -> dict[str, Any]:
         "label_space": "merr9",
         "max_length": 1024,
     }
+
+
+OMNI_SYSTEM_PROMPT = (
+    "You are Qwen, a virtual human developed by the Qwen Team, Alibaba Group, capable of perceiving auditory "
+    "and visual inputs, as well as generating text and speech."
+)
+"""The system prompt Qwen2.5-Omni was trained with (its model card: other prompts are off-distribution)."""
+
+NATIVE_LORA: dict[str, Any] = {
+    "r": 128,
+    "alpha": 256,
+    "dropout": 0.05,
+    "targets": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+}
+"""LoRA of the full-size native presets. R1-Omni and HumanOmniV2 update the whole language model with
+the towers frozen; the LoRA analogue adapts every linear layer of every language-model block (never a
+tower's: ``lora_target_regex``), at LLaVA-1.5/VideoLLaMA2's r=128, alpha=256 (HumanOmni's code base)."""
+
+NATIVE_FOLDERS: dict[str, str] = {
+    "qwen2.5-omni-7b": "Qwen2.5-Omni-7B",
+    "qwen2.5-omni-3b": "Qwen2.5-Omni-3B",
+    "qwen2-audio-7b-instruct": "Qwen2-Audio-7B-Instruct",
+    "qwen2-vl-7b-instruct": "Qwen2-VL-7B-Instruct",
+}
+"""Full-size native preset -> its folder under ``$EMOLLM_WEIGHTS`` (the Hugging Face repository
+``Qwen/<folder>`` downloaded as is; docs/BACKBONES.md)."""
+
+
+def _full_native(
+    preset: str, family: str, audio_seconds: float | None, video: tuple[int, int] | None
+) -> dict[str, Any]:
+    mods: dict[str, Any] = {}
+    if video is not None:
+        n, size = video
+        mods["video"] = {
+            "encoder": {"name": "native_video", "options": {"family": family, "n_frames": n, "size": size}}
+        }
+    if audio_seconds is not None:
+        opts = {"family": family, "seconds": audio_seconds}
+        mods["audio"] = {"encoder": {"name": "native_audio", "options": opts}}
+    return {
+        "llm": {
+            "source": "hf",
+            "family": family,
+            "path": f"{weights_root()}/{NATIVE_FOLDERS[preset]}",
+            "dtype": "auto",
+        },
+        "lora": dict(NATIVE_LORA),
+        "modalities": mods,
+        "system_prompt": OMNI_SYSTEM_PROMPT if family == "qwen2.5-omni" else None,
+        "label_space": "merr9",
+        "max_length": 2048,
+    }
+
+
+@PRESETS.register("qwen2.5-omni-7b")
+def _qwen25_omni_7b() -> dict[str, Any]:
+    """Qwen2.5-Omni-7B's thinker: 8 frames at 336 px (576 video tokens) and 10 s of audio (250 tokens)."""
+    return _full_native("qwen2.5-omni-7b", "qwen2.5-omni", 10.0, (8, 336))
+
+
+@PRESETS.register("qwen2.5-omni-3b")
+def _qwen25_omni_3b() -> dict[str, Any]:
+    """Qwen2.5-Omni-3B's thinker, with the 7B preset's media settings."""
+    return _full_native("qwen2.5-omni-3b", "qwen2.5-omni", 10.0, (8, 336))
+
+
+@PRESETS.register("qwen2-audio-7b-instruct")
+def _qwen2_audio_7b() -> dict[str, Any]:
+    """Qwen2-Audio-7B-Instruct: the clip's first 15 s (375 audio tokens) inside the tower's 30 s window."""
+    return _full_native("qwen2-audio-7b-instruct", "qwen2-audio", 15.0, None)
+
+
+@PRESETS.register("qwen2-vl-7b-instruct")
+def _qwen2_vl_7b() -> dict[str, Any]:
+    """Qwen2-VL-7B-Instruct: 16 frames at 336 px (8 x 24 x 24 patches, 1152 video tokens after the merger)."""
+    return _full_native("qwen2-vl-7b-instruct", "qwen2-vl", None, (16, 336))
 
 
 def preset_dict(name: str) -> dict[str, Any]:

@@ -393,7 +393,7 @@ def test_help_lists_every_command() -> None:
 # (command as the docs show it, a regex its output must match); deeper checks: tests/core/test_model_cli.py
 OFFLINE = [
     ("emollm doctor", r"(?s)python .*torch .*device\s.*\b(cpu|cuda)"),
-    ("emollm ls presets", r"(?m)^tiny-fast\s+llm="),
+    ("emollm ls presets", r"(?m)^tiny-fast\s+family=causal\s+llm="),
     ("emollm ls encoders", r"(?m)^\w+\s+input="),
     ("emollm validate train/tiny.yaml", r"^train/tiny\.yaml: valid training recipe$"),
 ]

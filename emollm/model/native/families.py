@@ -13,6 +13,13 @@ family's special tokens).
 Families: ``qwen2-audio`` (Qwen2AudioForConditionalGeneration: audio + text), ``qwen2.5-omni``
 (Qwen2_5OmniThinkerForConditionalGeneration, the thinker only: audio + video + text; the talker that
 speaks is never loaded), ``qwen2-vl`` (Qwen2VLForConditionalGeneration: video + text).
+
+Each family's ``full_size`` maps the full-size presets to the published configs of the released
+checkpoints (Qwen2.5-Omni-7B/3B's thinker, Qwen2-Audio-7B-Instruct, Qwen2-VL-7B-Instruct), so a test
+builds them on the ``meta`` device and checks parameter counts and LoRA targets without any weights:
+
+    with torch.device("meta"):
+        model = fam.hf_cls()(fam.full_size["qwen2.5-omni-7b"]())     # 8.93B parameters, no memory
 """
 
 from __future__ import annotations
@@ -233,6 +240,131 @@ def _qwen2_vl_tiny(t: NativeTinyConfig, ids: dict[str, int]) -> Any:
     )
 
 
+# -- published full-size configs (config.json of each released checkpoint, hard-coded: no download) -------
+#
+# Sources: the ``config.json`` of Qwen/Qwen2-Audio-7B-Instruct, Qwen/Qwen2-VL-7B-Instruct,
+# Qwen/Qwen2.5-Omni-7B and Qwen/Qwen2.5-Omni-3B (its ``thinker_config``) on the Hugging Face Hub. The
+# transformers config defaults are NOT these models: ``Qwen2AudioConfig()`` has a 22016-wide MLP and
+# vocabulary 151936 (12.7B), ``Qwen2VLConfig()`` is the 72B text model, and
+# ``Qwen2_5OmniThinkerConfig()`` has a 3584-wide vision tower (11.3B, not the 8.93B thinker). Only the sizes
+# that change the parameter count or the media layout are listed; the rest keep the class defaults.
+
+
+def _qwen2_audio_7b() -> Any:
+    from transformers import Qwen2AudioConfig
+
+    return Qwen2AudioConfig(
+        audio_config={
+            "d_model": 1280,
+            "encoder_layers": 32,
+            "encoder_attention_heads": 20,
+            "encoder_ffn_dim": 5120,
+            "num_mel_bins": 128,
+            "max_source_positions": 1500,
+        },
+        text_config={
+            "model_type": "qwen2",
+            "vocab_size": 156032,
+            "hidden_size": 4096,
+            "intermediate_size": 11008,
+            "num_hidden_layers": 32,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 32,
+            "max_position_embeddings": 8192,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0},
+            "tie_word_embeddings": False,
+        },
+        audio_token_index=151646,
+    )
+
+
+def _qwen2_vl_7b() -> Any:
+    from transformers import Qwen2VLConfig
+
+    return Qwen2VLConfig(
+        vision_config={
+            "depth": 32,
+            "embed_dim": 1280,
+            "hidden_size": 3584,
+            "mlp_ratio": 4,
+            "num_heads": 16,
+            "in_channels": 3,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "hidden_act": "quick_gelu",
+        },
+        text_config={
+            "vocab_size": 152064,
+            "hidden_size": 3584,
+            "intermediate_size": 18944,
+            "num_hidden_layers": 28,
+            "num_attention_heads": 28,
+            "num_key_value_heads": 4,
+            "max_position_embeddings": 32768,
+            "rms_norm_eps": 1e-6,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
+        },
+        tie_word_embeddings=False,
+        image_token_id=151655,
+        video_token_id=151656,
+        vision_start_token_id=151652,
+        vision_end_token_id=151653,
+    )
+
+
+def _omni_thinker(hidden: int, intermediate: int, layers: int, heads: int, kv_heads: int, vocab: int) -> Any:
+    """The ``thinker_config`` of a released Qwen2.5-Omni: its towers differ only in output width."""
+    from transformers import Qwen2_5OmniThinkerConfig
+
+    return Qwen2_5OmniThinkerConfig(
+        audio_config={
+            "d_model": 1280,
+            "encoder_layers": 32,
+            "encoder_attention_heads": 20,
+            "encoder_ffn_dim": 5120,
+            "num_mel_bins": 128,
+            "max_source_positions": 1500,
+            "n_window": 100,
+            "output_dim": hidden,
+        },
+        vision_config={
+            "depth": 32,
+            "hidden_size": 1280,
+            "intermediate_size": 3420,
+            "num_heads": 16,
+            "in_channels": 3,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "window_size": 112,
+            "fullatt_block_indexes": [7, 15, 23, 31],
+            "out_hidden_size": hidden,
+        },
+        text_config={
+            "vocab_size": vocab,
+            "hidden_size": hidden,
+            "intermediate_size": intermediate,
+            "num_hidden_layers": layers,
+            "num_attention_heads": heads,
+            "num_key_value_heads": kv_heads,
+            "max_position_embeddings": 32768,
+            "rms_norm_eps": 1e-6,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
+            "tie_word_embeddings": False,
+        },
+        tie_word_embeddings=False,
+    )
+
+
+def _omni_7b() -> Any:
+    return _omni_thinker(3584, 18944, 28, 28, 4, 152064)
+
+
+def _omni_3b() -> Any:
+    return _omni_thinker(2048, 11008, 36, 16, 2, 151936)
+
+
 FAMILIES: Registry[NativeFamily] = Registry("native family")
 
 FAMILIES.add(
@@ -247,6 +379,7 @@ FAMILIES.add(
         mrope=False,
         tiny_config=_qwen2_audio_tiny,
         notes="audio + text; the tower reads a 30 s log-mel window",
+        full_size={"qwen2-audio-7b-instruct": _qwen2_audio_7b},
     ),
 )
 FAMILIES.add(
@@ -265,6 +398,7 @@ FAMILIES.add(
         tiny_config=_omni_tiny,
         extra_tokens=("<|IMAGE|>",),
         notes="audio + video + text (the thinker; no speech output)",
+        full_size={"qwen2.5-omni-7b": _omni_7b, "qwen2.5-omni-3b": _omni_3b},
     ),
 )
 FAMILIES.add(
@@ -281,5 +415,6 @@ FAMILIES.add(
         token_types=True,
         extra_tokens=("<|image_pad|>",),
         notes="video + text (frames through emollm's patcher: no torchvision)",
+        full_size={"qwen2-vl-7b-instruct": _qwen2_vl_7b},
     ),
 )

@@ -375,7 +375,12 @@ def load_deepspeed_config(run: RunConfig, stage: StageConfig) -> dict[str, Any]:
 def _decoder_layers(llm: Any) -> list[torch.nn.Module]:
     from torch import nn
 
-    for name, mod in llm.named_modules():
-        if name.endswith(".layers") and isinstance(mod, nn.ModuleList) and len(mod) > 0:
-            return list(mod)
+    found = [
+        (name, mod)
+        for name, mod in llm.named_modules()
+        if name.endswith(".layers") and isinstance(mod, nn.ModuleList) and len(mod) > 0
+    ]
+    # a native model's towers have ``layers`` too: shard its language model's
+    for name, mod in sorted(found, key=lambda nm: "language_model" not in nm[0]):
+        return list(mod)
     raise ValueError("could not find the decoder layers (a ModuleList named 'layers') to shard with FSDP")

@@ -161,3 +161,28 @@ def test_native_qlora_keeps_the_towers_in_full_precision(tmp_path, synthmer_smal
     assert quant and all("language_model" in n for n in quant)
     assert not any("audio_tower" in n or "multi_modal_projector" in n for n in quant)
     assert s.model.count_parameters()["lora"] > 0
+
+
+@pytest.mark.parametrize("preset", ["tiny-fast", "tiny-qwen2-audio"])
+def test_fsdp_two_ranks_match_single_process(tmp_path, synthmer_small, preset: str) -> None:
+    """FSDP2 shards the language model's decoder layers (a native model's towers have ``layers`` too)."""
+    stage = "stages=[{name: stage1_coarse, mixture: data_recipes/mixtures/stage1_coarse.yaml, max_steps: 3, "
+    _run(_args(tmp_path, synthmer_small, "single", f"preset={preset}", stage + "micro_batch_size: 4}]"))
+    _run(
+        _args(
+            tmp_path,
+            synthmer_small,
+            "fsdp",
+            f"preset={preset}",
+            "distributed.strategy=fsdp",
+            stage + "micro_batch_size: 2}]",
+        ),
+        nproc=2,
+    )
+    info = json.loads((tmp_path / "fsdp/run.json").read_text())
+    assert info["strategy"] == "fsdp" and info["world_size"] == 2
+    a = load_file(str(tmp_path / "single/final/trainable.safetensors"))
+    b = load_file(str(tmp_path / "fsdp/final/trainable.safetensors"))
+    assert a.keys() == b.keys() and a
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=2e-5, rtol=1e-4), (k, (a[k] - b[k]).abs().max())

@@ -381,6 +381,6 @@ def _decoder_layers(llm: Any) -> list[torch.nn.Module]:
         if name.endswith(".layers") and isinstance(mod, nn.ModuleList) and len(mod) > 0
     ]
     # a native model's towers have ``layers`` too: shard its language model's
-    for name, mod in sorted(found, key=lambda nm: "language_model" not in nm[0]):
-        return list(mod)
+    if found:
+        return list(min(found, key=lambda nm: "language_model" not in nm[0])[1])
     raise ValueError("could not find the decoder layers (a ModuleList named 'layers') to shard with FSDP")

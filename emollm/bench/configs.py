@@ -27,7 +27,8 @@ class SynthTextConfig(Strict):
 
 class WorkloadConfig(Strict):
     preset: str = "tiny"
-    """A bench preset (tiny, tiny-fast, mini, emotion-llama-shapes) or an emollm checkpoint folder."""
+    """A bench preset (tiny, tiny-fast, mini, emotion-llama-shapes, the native tiny-qwen2-audio, tiny-qwen2.5-omni,
+    tiny-qwen2-vl) or an emollm checkpoint folder."""
     corpus: str | None = None
     """``synthetic``, a prepared manifest folder or a data recipe; None: the preset's default."""
     split: str | None = None

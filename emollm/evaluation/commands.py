@@ -185,7 +185,7 @@ def _shard(v: str) -> tuple[int, int]:
 EVAL_FLAGS = {
     "checkpoint": Flag(
         "--checkpoint", "-c", default=None, type=str | None,
-        help="Checkpoint folder, or a preset name (tiny-fast, mini...) for zero-shot runs.",
+        help="Checkpoint folder, a preset name (tiny-fast, mini, qwen2.5-omni-7b...; `emollm ls presets`) or a released native model folder, for zero-shot runs.",
     ),
     "tasks": Flag("--tasks", "-t", type=str | None, parse=_split_commas,
                   help="Comma-separated task names (eval/tasks) or YAMLs."),

@@ -220,3 +220,46 @@ def test_rl_ddp_two_ranks_match_single_process(tmp_path, synthmer_small) -> None
     # Adam at lr 1e-2 turns float-noise gradient components into updates of up to ~lr: loose bound
     for k in a:
         assert torch.allclose(a[k], b[k], atol=2e-3), (k, (a[k] - b[k]).abs().max())
+
+
+def test_dynamic_sampling_refill_keeps_informative_groups_and_resumes_bit_exact(tmp_path, synthmer_small) -> None:
+    """DAPO refill: zero-variance groups are replaced by the next prompts of the plan (more rollouts), the
+    trained batch has none left when the rounds suffice, and a resume continues the plan where it was."""
+    corpus = toy_manifest(synthmer_small, tmp_path / "toy")
+    rounds = 4
+    common = [
+        f"data.corpus={corpus}",
+        f"data.features.cache_dir={tmp_path / 'features'}",
+        "data.val_split=null",
+        f"stages.0.mixture={corpus / 'toy_sft.yaml'}",
+        "stages.1.max_steps=4",
+        "stages.1.save_every=2",
+        "stages.1.rl.group_size=4",  # P(a group of 4 all wrong) ~ (5/6)^4: zero-variance groups are common
+        "stages.1.rl.rewards=[{name: label, weight: 1.0, options: {match: synonyms}}]",
+        "stages.1.rl.dynamic_sampling=true",
+        f"stages.1.rl.dynamic_sampling_max_rounds={rounds}",
+    ]
+    _train_cli([*common, f"output_dir={tmp_path / 'a'}"], tmp_path)
+    run = tmp_path / "a"
+    zero = _rewards(run, "zero_variance_groups")
+    rolled = _rewards(run, "zero_variance_groups_rolled")
+    n_rounds = _rewards(run, "rollout_rounds")
+    rollouts = _rewards(run, "rollouts")
+    assert len(zero) == len(n_rounds) == len(rollouts) == 4
+    for z, k, n in zip(zero, n_rounds, rollouts, strict=True):
+        assert n == k * 4 * 4  # every round rolls out prompts_per_step x group_size completions
+        assert z == 0.0 or k == rounds + 1  # nothing left to drop unless the rounds ran out
+    assert any(k > 1 for k in n_rounds) and any(r > 0 for r in rolled), (n_rounds, rolled)
+    refilled = [z for z, k in zip(zero, n_rounds, strict=True) if 1 < k <= rounds]
+    assert refilled and all(z == 0.0 for z in refilled)
+    prog = json.loads((run / "grpo/step_000002/progress.json").read_text())
+    n_first = int(sum(n_rounds[:2]))  # the plan advanced one batch per round (6 batches an epoch)
+    assert (prog["epoch"], prog["micro"]) == divmod(n_first, 6)
+
+    _train_cli([*common, f"output_dir={tmp_path / 'b'}"], tmp_path, resume=str(run / "grpo/step_000002"))
+    a = load_file(str(run / "final/trainable.safetensors"))
+    b = load_file(str(tmp_path / "b/final/trainable.safetensors"))
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert _rewards(tmp_path / "b", "rollout_rounds") == n_rounds[2:]
+    assert _rewards(tmp_path / "b") == _rewards(run)[2:]

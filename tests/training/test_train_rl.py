@@ -263,3 +263,66 @@ def test_dynamic_sampling_refill_keeps_informative_groups_and_resumes_bit_exact(
         assert torch.equal(a[k], b[k]), k
     assert _rewards(tmp_path / "b", "rollout_rounds") == n_rounds[2:]
     assert _rewards(tmp_path / "b") == _rewards(run)[2:]
+
+
+def _torchrun(args: list[str], resume: str | None = None) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "emollm"]
+    cmd += ["train", *args, *(["--resume", resume] if resume else [])]
+    p = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, (p.stdout[-2000:], p.stderr[-4000:])
+
+
+RL_ONLY = (
+    "stages=[{name: grpo, kind: rl, mixture: data_recipes/mixtures/rl_emotion.yaml, max_steps: 3, save_every: 2, "
+    "micro_batch_size: 8, lr_projector: 3.0e-3, lr_lora: 1.0e-2, warmup_steps: 0, schedule: constant, "
+    "max_grad_norm: 1.0, log_every: 1, rl: {group_size: 8, prompts_per_step: 2, max_new_tokens: 8, beta: 0.04, "
+    "loss_type: dapo, rewards: [{name: label, weight: 1.0, options: {match: synonyms}}, {name: format, weight: 0.1}]}}]"
+)
+
+
+@pytest.mark.slow
+def test_rl_deepspeed_zero2_matches_ddp_and_resumes(tmp_path, synthmer_small) -> None:
+    """An RL-only recipe (DeepSpeed runs one stage per recipe) from the same SFT checkpoint, 2 processes
+    under DDP and under DeepSpeed ZeRO-2 (gloo, CPU): the same completions, loss, KL and gradient norm at
+    the first step (two backward chunks per update); the DeepSpeed run resumes bit-exactly."""
+    pytest.importorskip("deepspeed")
+    corpus = toy_manifest(synthmer_small, tmp_path / "toy")  # after SFT, groups have reward variance
+    base = [
+        str(ROOT / "train/tiny_rl.yaml"),
+        f"data.corpus={corpus}",
+        f"data.features.cache_dir={tmp_path / 'features'}",
+        "data.val_split=null",
+    ]
+    sft = (
+        f"stages=[{{name: sft, mixture: {corpus / 'toy_sft.yaml'}, max_steps: 30, micro_batch_size: 8, "
+        "lr_projector: 1.0e-2, lr_lora: 1.0e-2, warmup_steps: 1, schedule: constant}]"
+    )
+    _train_cli([*base[1:], f"output_dir={tmp_path / 'sft'}", sft], ROOT)
+
+    def args(name: str, *extra: str) -> list[str]:
+        return [*base, f"output_dir={tmp_path / name}", f"init_from={tmp_path / 'sft/final'}", RL_ONLY, *extra]
+
+    ds = ["distributed.strategy=deepspeed", f"distributed.deepspeed_config={ROOT / 'train/deepspeed/zero2.json'}"]
+    _torchrun(args("ddp"))
+    _torchrun(args("ds", *ds))
+    info = json.loads((tmp_path / "ds/run.json").read_text())
+    assert info["strategy"] == "deepspeed" and info["world_size"] == 2
+    assert info["results"]["grpo"]["steps"] == 3 and info["results"]["grpo"]["ranks_in_sync"] is True
+    assert (tmp_path / "ds/grpo/step_000002/deepspeed").is_dir()
+    for key in ("reward", "loss", "kl", "grad_norm", "completion_length"):
+        one, two = _rewards(tmp_path / "ddp", key), _rewards(tmp_path / "ds", key)
+        assert len(one) == len(two) == 3
+        assert one[0] == pytest.approx(two[0], rel=1e-4, abs=1e-6), (key, one, two)
+    assert 0 < _rewards(tmp_path / "ds")[0] < 1  # non-zero advantages: the policy-gradient term is compared too
+    a = load_file(str(tmp_path / "ddp/final/trainable.safetensors"))
+    b = load_file(str(tmp_path / "ds/final/trainable.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=5e-3), (k, (a[k] - b[k]).abs().max())
+
+    _torchrun(args("ds_resumed", *ds), resume=str(tmp_path / "ds/grpo/step_000002"))
+    c = load_file(str(tmp_path / "ds_resumed/final/trainable.safetensors"))
+    for k in b:
+        assert torch.equal(b[k], c[k]), k
+    assert _rewards(tmp_path / "ds_resumed") == _rewards(tmp_path / "ds")[2:]

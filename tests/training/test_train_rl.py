@@ -326,3 +326,41 @@ def test_rl_deepspeed_zero2_matches_ddp_and_resumes(tmp_path, synthmer_small) ->
     for k in b:
         assert torch.equal(b[k], c[k]), k
     assert _rewards(tmp_path / "ds_resumed") == _rewards(tmp_path / "ds")[2:]
+
+
+def test_qlora_4bit_rl_step_runs_and_the_reference_differs(tmp_path, synthmer_small) -> None:
+    """QLoRA + GRPO on CPU (bitsandbytes' 4-bit layers run there): the reference policy is the same
+    quantised weights with LoRA disabled, and it differs from the policy (KL > 0, different logits)."""
+    pytest.importorskip("bitsandbytes")
+    import bitsandbytes as bnb
+
+    from emollm.model.resolve import load_system
+
+    run = tmp_path / "q"
+    _train_cli(
+        [
+            f"data.corpus={synthmer_small}",
+            f"output_dir={run}",
+            f"data.features.cache_dir={tmp_path / 'features'}",
+            "data.val_split=null",
+            "model.llm.quantization=4bit",
+            "stages.0.max_steps=2",
+            "stages.1.max_steps=1",
+            "stages.1.rl.group_size=2",
+            "stages.1.rl.prompts_per_step=2",
+            "stages.1.rl.max_new_tokens=4",
+            "stages.1.rl.beta=0.04",
+        ],
+        tmp_path,
+    )
+    kl = _rewards(run, "kl")
+    assert len(kl) == 1 and kl[0] > 0, kl
+    s = load_system(run / "final")
+    llm = s.model.llm
+    assert any(isinstance(m, bnb.nn.Linear4bit) for m in llm.modules())
+    ids = torch.tensor([[1, 5, 9, 13, 17, 21]])
+    with torch.no_grad():
+        policy = llm(input_ids=ids).logits
+        with llm.disable_adapter():
+            reference = llm(input_ids=ids).logits
+    assert not torch.allclose(policy, reference)

@@ -18,7 +18,8 @@
     emollm train train/tiny_rl.yaml        # seconds: SFT stage, then GRPO
     emollm train train/mini_rl.yaml        # SynthMER: SFT stage 1 then GRPO
 
-One optimiser step (per process; DDP all-reduces gradients as in SFT):
+One optimiser step (per process; DDP / DeepSpeed ZeRO-0..2 reduce gradients as in SFT, through the
+engine's explicit interface: ``autocast``, ``grad_sync``, ``backward``, ``update``):
 
 1. **Prompts.** ``prompts_per_step`` training samples from the epoch plan (the same deterministic,
    rank-sliced order as SFT), each asked a task of the stage's mixture whose *gold field* it has
@@ -32,7 +33,9 @@ One optimiser step (per process; DDP all-reduces gradients as in SFT):
 3. **Rewards** (:mod:`emollm.training.rewards`): weighted components; completions a reward cannot score
    (missing gold field) are reported and left out, never scored 0.
 4. **Advantages**: (r - group mean) / (std + 1e-4), std of the group (``scale_rewards: group``), of the
-   batch, or none (Dr.GRPO). With ``dynamic_sampling`` groups of zero reward variance leave the loss.
+   batch, or none (Dr.GRPO). With ``dynamic_sampling`` groups of zero reward variance leave the loss;
+   with ``dynamic_sampling_max_rounds`` K > 0 up to K more rounds roll out the plan's next prompts until
+   the step has ``prompts_per_step`` groups with variance (DAPO refill; every rank runs the same rounds).
 5. **Loss**: clipped ratio surrogate (``epsilon``, ``epsilon_high``) + ``beta`` x k3 KL to the
    reference policy, aggregated per ``loss_type`` over the *global* batch (counts all-reduced, so
    1 process x 2P prompts and 2 processes x P prompts give the same gradient). The reference policy is
@@ -44,12 +47,13 @@ Why not TRL's ``GRPOTrainer``: it forwards only image-side processor keys (no au
 requires a ``PreTrainedModel`` whose inputs are token ids plus processor tensors, and generates through
 ``generate``/vLLM from token ids; emollm's features are projected and scattered into ``inputs_embeds``
 at placeholder positions, so rollouts, log-probs and the reference forward would all need overriding.
-The loop here reuses the trainer's engines (DDP), checkpoints (exact resume), contract and logger, and
+The loop here reuses the trainer's engines (DDP, DeepSpeed), checkpoints (exact resume), contract and logger, and
 keeps TRL's option names (docs/TRAINING.md).
 
 Logged per step (``<stage>/rl/...`` in metrics.jsonl and TensorBoard): ``reward`` and
 ``reward/<component>`` (+ ``/missing`` counts), ``kl``, ``entropy``, ``completion_length``,
-``clip_fraction``, ``zero_variance_groups``, ``loss``, ``lr_*``, ``rollouts_per_s``,
+``clip_fraction``, ``zero_variance_groups`` (``_rolled``: among all rolled-out groups), ``rollout_rounds``,
+``rollouts``, ``loss``, ``lr_*``, ``rollouts_per_s``,
 ``train_samples_per_s``; a few completions go to ``rl_samples.jsonl``.
 """
 

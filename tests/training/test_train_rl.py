@@ -163,6 +163,13 @@ def test_rl_stage_errors_are_clear(tmp_path, synthmer_small) -> None:
         load_run_config(ROOT / "train/tiny_rl.yaml", [*base, "stages.0.rl={group_size: 4}"])
     with pytest.raises(ConfigError, match="group_size"):
         load_run_config(ROOT / "train/tiny_rl.yaml", [*base, "stages.1.rl.group_size=1"])
+    with pytest.raises(ConfigError, match="needs dynamic_sampling: true"):
+        load_run_config(ROOT / "train/tiny_rl.yaml", [*base, "stages.1.rl.dynamic_sampling_max_rounds=2"])
+    with pytest.raises(ConfigError, match="not fsdp: FSDP2 shards"):
+        load_run_config(ROOT / "train/tiny_rl.yaml", [*base, "distributed.strategy=fsdp"])
+    zero3 = ["distributed.strategy=deepspeed", f"distributed.deepspeed_config={ROOT / 'train/deepspeed/zero3.json'}"]
+    with pytest.raises(ConfigError, match="not ZeRO-3"):
+        preflight(load_run_config(ROOT / "train/tiny_rl.yaml", [*base, *zero3]))
 
 
 @pytest.mark.slow

@@ -84,6 +84,10 @@ class RLConfig(Strict):
     dynamic_sampling: bool = False
     """DAPO dynamic sampling: groups whose rewards all agree (zero variance) leave the loss and its
     token count instead of contributing zero-advantage tokens."""
+    dynamic_sampling_max_rounds: int = Field(0, ge=0)
+    """DAPO refill: up to this many extra rollout rounds per step, each on the next ``prompts_per_step``
+    prompts of the epoch plan, until the step has ``prompts_per_step`` groups with reward variance (per
+    process; the plan advances past every prompt rolled out). 0: no refill (needs dynamic_sampling)."""
     num_iterations: int = Field(1, gt=0)
     """Optimiser steps per rollout batch (TRL num_iterations, mu); >1 uses the clipped ratio for real."""
     rewards: list[dict[str, Any]] = Field(default_factory=lambda: [{"name": "label", "weight": 1.0}], min_length=1)
@@ -94,6 +98,14 @@ class RLConfig(Strict):
     G separate prefills; the bench reference)."""
     log_completions: int = Field(2, ge=0)
     """Completions written to rl_samples.jsonl per logging step (rank 0)."""
+
+    @model_validator(mode="after")
+    def _refill(self) -> RLConfig:
+        if self.dynamic_sampling_max_rounds and not self.dynamic_sampling:
+            raise ValueError(
+                "rl.dynamic_sampling_max_rounds refills zero-variance groups; it needs dynamic_sampling: true"
+            )
+        return self
 
 
 class StageConfig(Strict):
@@ -202,8 +214,12 @@ class RunConfig(Strict):
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ValueError(f"stage names must be unique, got {names}")
-        if any(s.kind == "rl" for s in self.stages) and self.distributed.strategy in ("deepspeed", "fsdp"):
-            raise ValueError("rl stages run single-process or DDP (strategy auto/ddp), not deepspeed/fsdp yet")
+        if any(s.kind == "rl" for s in self.stages) and self.distributed.strategy == "fsdp":
+            raise ValueError(
+                "rl stages run single-process, DDP or DeepSpeed ZeRO-0/1/2, not fsdp: FSDP2 shards the parameters "
+                "into DTensors that only the root module's forward gathers, while rollouts call the model's "
+                "prefill/decode and reference: stage_start copies full tensors into the weights"
+            )
         if self.distributed.strategy == "deepspeed" and not self.distributed.deepspeed_config:
             raise ValueError("distributed.deepspeed_config is required with strategy deepspeed")
         if self.precision == "fp16" and self.distributed.strategy != "deepspeed" and self.device == "cpu":

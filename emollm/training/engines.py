@@ -12,6 +12,16 @@ All expose the same handful of methods the trainer needs; none implements collec
     eng = make_engine(run_cfg, stage_cfg, system, param_groups, device)
     loss = eng.micro_step(batch, last_micro=True)      # forward + backward (scaled for accumulation)
     gnorm = eng.optimizer_step()                        # clip, step optimiser + scheduler, zero grads
+
+Loops that compute their own loss (the RL stage, ``emollm.training.rl``) use the explicit interface:
+
+    with eng.autocast():                                # mixed precision of the engine (or none)
+        ...                                             # rollouts, reference log-probs (no grad)
+    for i, chunk in enumerate(chunks):
+        with eng.grad_sync(i == len(chunks) - 1):       # reduce gradients only on the last backward
+            eng.backward(loss_of(chunk))                # unscaled: the caller normalises the loss
+    gnorm = eng.update()                                # clip, step optimiser + scheduler, zero grads
+    eng.skip_update()                                   # (or) no update: zero grads, step the scheduler
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -116,6 +126,29 @@ class Engine:
     def optimizer_step(self) -> float | None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    # explicit interface (module docstring): loops that compute their own loss
+
+    def autocast(self) -> AbstractContextManager[Any]:
+        """Mixed-precision context for forwards (the engine's own casting needs none)."""
+        return nullcontext()
+
+    def grad_sync(self, sync: bool) -> AbstractContextManager[Any]:
+        """Context for one forward + backward: ``sync`` False on all but the last before ``update``."""
+        return nullcontext()
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Accumulate the gradients of ``loss`` as given (no division by grad_accum)."""
+        loss.backward()
+
+    def update(self) -> float | None:
+        """Clip, step the optimiser and scheduler, zero the gradients; the gradient norm (if clipped)."""
+        return self.optimizer_step()
+
+    def skip_update(self) -> None:
+        """A step without an update (nothing to learn from): zero the gradients, step the scheduler."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+
     @contextmanager
     def eval_context(self) -> Iterator[None]:
         """Make ``system.model`` usable for plain forward calls (validation) on every rank."""
@@ -186,6 +219,15 @@ class AccelerateEngine(Engine):
         self.optimizer.zero_grad(set_to_none=True)
         return gnorm
 
+    def autocast(self) -> AbstractContextManager[Any]:
+        return self.acc.autocast()
+
+    def grad_sync(self, sync: bool) -> AbstractContextManager[Any]:
+        return nullcontext() if sync or self.acc.num_processes == 1 else self.acc.no_sync(self.model)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self.acc.backward(loss)
+
 
 class FSDPEngine(Engine):
     name = "fsdp"
@@ -231,6 +273,11 @@ class FSDPEngine(Engine):
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return gnorm
+
+    @contextmanager
+    def grad_sync(self, sync: bool) -> Iterator[None]:
+        self.model.set_requires_gradient_sync(sync)
+        yield
 
     @contextmanager
     def eval_context(self) -> Iterator[None]:
@@ -315,6 +362,25 @@ class DeepSpeedEngine(Engine):
     def optimizer_step(self) -> float | None:
         g = self.model.get_global_grad_norm()
         return None if g is None else float(g)
+
+    @contextmanager
+    def grad_sync(self, sync: bool) -> Iterator[None]:
+        # DeepSpeed's documented manual accumulation: the boundary is set before each forward/backward;
+        # ZeRO-2 reduces (partitions) gradients on every backward, ZeRO-0/1 at the boundary only
+        self.model.set_gradient_accumulation_boundary(sync)
+        yield
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self.model.backward(loss, scale_wrt_gas=False)
+
+    def update(self) -> float | None:
+        self.model.set_gradient_accumulation_boundary(True)
+        self.model.step()  # clip (gradient_clipping), optimiser + scheduler, zero grads
+        return self.optimizer_step()
+
+    def skip_update(self) -> None:
+        self.model.zero_grad()
+        self.scheduler.step()
 
     def trainable_state(self) -> dict[str, torch.Tensor] | None:
         from emollm.model.checkpoint import trainable_state_dict

@@ -18,7 +18,8 @@
     emollm train train/tiny_rl.yaml        # seconds: SFT stage, then GRPO
     emollm train train/mini_rl.yaml        # SynthMER: SFT stage 1 then GRPO
 
-One optimiser step (per process; DDP all-reduces gradients as in SFT):
+One optimiser step (per process; DDP / DeepSpeed ZeRO-0..2 reduce gradients as in SFT, through the
+engine's explicit interface: ``autocast``, ``grad_sync``, ``backward``, ``update``):
 
 1. **Prompts.** ``prompts_per_step`` training samples from the epoch plan (the same deterministic,
    rank-sliced order as SFT), each asked a task of the stage's mixture whose *gold field* it has
@@ -32,7 +33,9 @@ One optimiser step (per process; DDP all-reduces gradients as in SFT):
 3. **Rewards** (:mod:`emollm.training.rewards`): weighted components; completions a reward cannot score
    (missing gold field) are reported and left out, never scored 0.
 4. **Advantages**: (r - group mean) / (std + 1e-4), std of the group (``scale_rewards: group``), of the
-   batch, or none (Dr.GRPO). With ``dynamic_sampling`` groups of zero reward variance leave the loss.
+   batch, or none (Dr.GRPO). With ``dynamic_sampling`` groups of zero reward variance leave the loss;
+   with ``dynamic_sampling_max_rounds`` K > 0 up to K more rounds roll out the plan's next prompts until
+   the step has ``prompts_per_step`` groups with variance (DAPO refill; every rank runs the same rounds).
 5. **Loss**: clipped ratio surrogate (``epsilon``, ``epsilon_high``) + ``beta`` x k3 KL to the
    reference policy, aggregated per ``loss_type`` over the *global* batch (counts all-reduced, so
    1 process x 2P prompts and 2 processes x P prompts give the same gradient). The reference policy is
@@ -44,12 +47,13 @@ Why not TRL's ``GRPOTrainer``: it forwards only image-side processor keys (no au
 requires a ``PreTrainedModel`` whose inputs are token ids plus processor tensors, and generates through
 ``generate``/vLLM from token ids; emollm's features are projected and scattered into ``inputs_embeds``
 at placeholder positions, so rollouts, log-probs and the reference forward would all need overriding.
-The loop here reuses the trainer's engines (DDP), checkpoints (exact resume), contract and logger, and
+The loop here reuses the trainer's engines (DDP, DeepSpeed), checkpoints (exact resume), contract and logger, and
 keeps TRL's option names (docs/TRAINING.md).
 
 Logged per step (``<stage>/rl/...`` in metrics.jsonl and TensorBoard): ``reward`` and
 ``reward/<component>`` (+ ``/missing`` counts), ``kl``, ``entropy``, ``completion_length``,
-``clip_fraction``, ``zero_variance_groups``, ``loss``, ``lr_*``, ``rollouts_per_s``,
+``clip_fraction``, ``zero_variance_groups`` (``_rolled``: among all rolled-out groups), ``rollout_rounds``,
+``rollouts``, ``loss``, ``lr_*``, ``rollouts_per_s``,
 ``train_samples_per_s``; a few completions go to ``rl_samples.jsonl``.
 """
 
@@ -75,7 +79,7 @@ from emollm.features.featurizer import stack_features
 from emollm.log import get_logger
 from emollm.training.config import RLConfig, StageConfig
 from emollm.training.data import EpochPlan, _seed
-from emollm.training.rewards import RewardStack
+from emollm.training.rewards import RewardOutput, RewardStack
 
 # The running ``emollm.training.trainer.Trainer`` (not imported: the trainer imports this module).
 Trainer = Any
@@ -112,15 +116,17 @@ def build_prompts(
     samples: Sequence[Sample],
     root: Any,
     indices: Sequence[int],
-    epoch: int,
+    epoch: int | Sequence[int],
     seed: int,
     stage_index: int,
 ) -> PromptBatch:
-    """Generation prompts for ``samples[indices]`` (task, paraphrase and subtitle drawn per sample)."""
+    """Generation prompts for ``samples[indices]`` (task, paraphrase and subtitle drawn per sample).
+    ``epoch``: the epoch of the plan the indices come from, or one per index (refilled batches)."""
     chosen = [samples[i] for i in indices]
+    epochs = [epoch] * len(chosen) if isinstance(epoch, int) else list(epoch)
     feats = featurizer(chosen, root, system.modalities)
     encs, kept, tasks, fmts, seeds = [], [], [], [], []
-    for i, s, f in zip(indices, chosen, feats, strict=True):
+    for i, epoch, s, f in zip(indices, epochs, chosen, feats, strict=True):
         rng = random.Random(_seed(seed, "rl-sample", stage_index, epoch, i))
         task = contract.sample_task(s, rng, gold_only=True)
         if task is None:  # rl_samples() filtered these out
@@ -267,6 +273,17 @@ def completion_logps(
 # ---------------------------------------------------------------------------------------------- advantages
 
 
+def informative_groups(rewards: np.ndarray, group_size: int) -> np.ndarray:
+    """Per group ``[N / G]``: at least two scored rows whose rewards differ (a non-zero advantage)."""
+    r = rewards.reshape(-1, group_size)
+    ok = np.isfinite(r)
+    cnt = ok.sum(1)
+    safe = np.where(ok, r, 0.0)
+    mean = safe.sum(1) / np.maximum(cnt, 1)
+    var = (np.where(ok, (r - mean[:, None]) ** 2, 0.0)).sum(1) / np.maximum(cnt - 1, 1)
+    return (cnt >= 2) & (np.sqrt(var) >= 1e-6)
+
+
 def group_advantages(
     rewards: np.ndarray, group_size: int, scale: str = "group", dynamic_sampling: bool = False
 ) -> tuple[np.ndarray, np.ndarray, int]:
@@ -336,6 +353,69 @@ def reference_policy(model: Any, rl: RLConfig, snapshot: dict[str, torch.Tensor]
 # ---------------------------------------------------------------------------------------------- the stage
 
 
+@dataclass
+class _Round:
+    """One rollout round of a step: P prompts of the plan, their P x G completions and rewards."""
+
+    epochs: list[int]
+    indices: list[int]
+    prompts: PromptBatch
+    comp: torch.Tensor
+    cmask: torch.Tensor
+    texts: list[str]
+    scored: RewardOutput
+
+
+def _refilled(
+    rounds: list[_Round],
+    n_prompts: int,
+    G: int,
+    pad_id: int,
+    tr: Trainer,
+    contract: PromptContract,
+    samples: Sequence[Sample],
+    seed: int,
+    si: int,
+) -> tuple[PromptBatch, torch.Tensor, torch.Tensor, list[str], RewardOutput]:
+    """The step's batch from several rounds: the first ``n_prompts`` groups with reward variance, in plan
+    order; if the rounds ran out first, the rest are the first zero-variance ones (they leave the loss).
+    The prompts are rebuilt for the chosen (epoch, index) pairs: the same tasks and seeds as rolled out."""
+    groups = [(ri, p) for ri, r in enumerate(rounds) for p in range(len(r.indices))]
+    info = {
+        (ri, p): bool(f) for ri, r in enumerate(rounds) for p, f in enumerate(informative_groups(r.scored.total, G))
+    }
+    keep = [g for g in groups if info[g]][:n_prompts]
+    keep += [g for g in groups if not info[g]][: n_prompts - len(keep)]
+    keep.sort()
+    prompts = build_prompts(
+        tr.system,
+        contract,
+        tr.featurizer,
+        samples,
+        tr.manifest.root,
+        [rounds[ri].indices[p] for ri, p in keep],
+        [rounds[ri].epochs[p] for ri, p in keep],
+        seed,
+        si,
+    )
+    T = max(r.comp.shape[1] for r in rounds)
+    comp = torch.full((len(keep) * G, T), pad_id, dtype=rounds[0].comp.dtype)
+    cmask = torch.zeros((len(keep) * G, T), dtype=rounds[0].cmask.dtype)
+    rows: list[tuple[int, int]] = [(ri, p * G + g) for ri, p in keep for g in range(G)]
+    texts = []
+    for j, (ri, row) in enumerate(rows):
+        r = rounds[ri]
+        comp[j, : r.comp.shape[1]] = r.comp[row]
+        cmask[j, : r.cmask.shape[1]] = r.cmask[row]
+        texts.append(r.texts[row])
+
+    def pick(get: Any) -> np.ndarray:
+        return np.array([get(rounds[ri])[row] for ri, row in rows], dtype=np.float64)
+
+    comps = {k: pick(lambda r, k=k: r.scored.components[k]) for k in rounds[0].scored.components}
+    return prompts, comp, cmask, texts, RewardOutput(comps, pick(lambda r: r.scored.total))
+
+
 def _fmt_missing(stack: RewardStack, samples: Sequence[Sample]) -> str:
     cov = stack.coverage(samples)
     return ", ".join(f"{k}: {v}" for k, v in cov.items() if v)
@@ -344,7 +424,7 @@ def _fmt_missing(stack: RewardStack, samples: Sequence[Sample]) -> str:
 def run_rl_stage(tr: Trainer, si: int, stage: StageConfig) -> dict[str, Any]:
     """One ``kind: rl`` stage inside ``Trainer.run`` (same engines, checkpoints, logger and resume)."""
     from emollm.io import JsonlAppender
-    from emollm.training.engines import AccelerateEngine
+    from emollm.training.engines import FSDPEngine
     from emollm.training.state import Progress, TrainingError, _set_rng_state, _unwrap
 
     cfg = tr.cfg
@@ -376,8 +456,14 @@ def run_rl_stage(tr: Trainer, si: int, stage: StageConfig) -> dict[str, Any]:
         )
     total = stage.max_steps or max(1, math.ceil(stage.epochs * steps_epoch))
     engine = tr._engine(stage, total * rl.num_iterations)
-    if not isinstance(engine, AccelerateEngine):
-        raise ConfigError("rl stages run single-process or DDP")
+    if isinstance(engine, FSDPEngine):  # RunConfig refuses it first
+        raise ConfigError("rl stages run single-process, DDP or DeepSpeed ZeRO-0/1/2, not FSDP")
+    if getattr(engine, "zero_stage", 0) >= 3:
+        raise ConfigError(
+            f"stage {stage.name!r}: rl stages run under DeepSpeed ZeRO stages 0-2, not ZeRO-3 (its partitioned "
+            "parameters are gathered per module forward; the rollouts' prefill/decode and the reference "
+            "swaps use the bare model's weights directly); use train/deepspeed/zero2.json"
+        )
     resuming = tr.resume_dir is not None and tr.progress.stage == si and tr.progress.step > 0
     stage_dir = tr.out / stage.name
     ref_file = stage_dir / "reference.safetensors"
@@ -423,26 +509,38 @@ def run_rl_stage(tr: Trainer, si: int, stage: StageConfig) -> dict[str, Any]:
     last_good: Path | None = tr.resume_dir if resuming else None
     try:
         while prog.step < total:
-            epoch, micro = prog.epoch, prog.micro
-            idx = plan.rank_batches(epoch, tr.rank)[micro]
-            prompts = build_prompts(tr.system, own, tr.featurizer, samples, tr.manifest.root, idx, epoch, cfg.seed, si)
             t0 = time.perf_counter()
             model.eval()  # no dropout while sampling
-            comp, cmask = rollout(
-                model,
-                prompts,
-                G,
-                rl.max_new_tokens,
-                rl.temperature,
-                rl.top_p,
-                rl.shared_prefix,
-                engine.acc.autocast(),
-            )
+            rounds: list[_Round] = []
+            epoch, micro = prog.epoch, prog.micro
+            while True:  # one rollout round; more only to refill zero-variance groups (DAPO dynamic sampling)
+                idx = list(plan.rank_batches(epoch, tr.rank)[micro])
+                pb = build_prompts(tr.system, own, tr.featurizer, samples, tr.manifest.root, idx, epoch, cfg.seed, si)
+                comp, cmask = rollout(
+                    model, pb, G, rl.max_new_tokens, rl.temperature, rl.top_p, rl.shared_prefix, engine.autocast()
+                )
+                texts = [tr.system.processor.decode(comp[r][cmask[r].bool()].tolist()) for r in range(comp.shape[0])]
+                rs = [s for s in pb.samples for _ in range(G)]
+                sc = stack.score(texts, rs, [f for f in pb.answer_formats for _ in range(G)])
+                rounds.append(_Round([epoch] * len(idx), idx, pb, comp, cmask, texts, sc))
+                epoch, micro = (epoch, micro + 1) if micro + 1 < steps_epoch else (epoch + 1, 0)
+                if len(rounds) > rl.dynamic_sampling_max_rounds:
+                    break
+                have = sum(int(informative_groups(r.scored.total, G).sum()) for r in rounds)
+                # every rank rolls out the same number of rounds (the collectives of the update must match)
+                if _all_sum([float(max(0, rl.prompts_per_step - have))], tr.device)[0] == 0:
+                    break
+            n_rolled = sum(r.comp.shape[0] for r in rounds)
+            zero_sampled = sum(int((~informative_groups(r.scored.total, G)).sum()) for r in rounds)
+            if len(rounds) == 1:
+                r0 = rounds[0]
+                prompts, comp, cmask, texts, scored = r0.prompts, r0.comp, r0.cmask, r0.texts, r0.scored
+            else:
+                prompts, comp, cmask, texts, scored = _refilled(
+                    rounds, rl.prompts_per_step, G, model.pad_id, tr, own, samples, cfg.seed, si
+                )
             t_roll = time.perf_counter() - t0
-            texts = [tr.system.processor.decode(comp[r][cmask[r].bool()].tolist()) for r in range(comp.shape[0])]
             rows_samples = [s for s in prompts.samples for _ in range(G)]
-            rows_fmt = [f for f in prompts.answer_formats for _ in range(G)]
-            scored = stack.score(texts, rows_samples, rows_fmt)
             adv, valid, n_zero = group_advantages(scored.total, G, rl.scale_rewards, rl.dynamic_sampling)
             n_rows = comp.shape[0]
             tok_valid = cmask.float() * torch.from_numpy(valid).float()[:, None]
@@ -455,7 +553,7 @@ def run_rl_stage(tr: Trainer, si: int, stage: StageConfig) -> dict[str, Any]:
             ref_lp: list[torch.Tensor | None] = [None] * len(chunks)
             old_lp: list[torch.Tensor | None] = [None] * len(chunks)
             t1 = time.perf_counter()
-            with torch.no_grad(), engine.acc.autocast():
+            with torch.no_grad(), engine.autocast():
                 for c, rows in enumerate(chunks):
                     if rl.beta > 0:
                         with reference_policy(model, rl, snapshot):
@@ -471,8 +569,7 @@ def run_rl_stage(tr: Trainer, si: int, stage: StageConfig) -> dict[str, Any]:
                     break
                 for c, rows in enumerate(chunks):
                     last = c == len(chunks) - 1
-                    sync = nullcontext() if last or world == 1 else engine.acc.no_sync(engine.model)
-                    with sync:
+                    with engine.grad_sync(last):
                         logp, ent = completion_logps(
                             engine.model, model, prompts, rows, comp, cmask, G, rl.temperature, with_entropy=it == 0
                         )
@@ -492,7 +589,7 @@ def run_rl_stage(tr: Trainer, si: int, stage: StageConfig) -> dict[str, Any]:
                         else:
                             loss = (per_tok * m).sum()
                         loss = loss * world / denom
-                        engine.acc.backward(loss)
+                        engine.backward(loss)
                     if it == 0:
                         cm = cmask[rows].float().to(logp.device)
                         stats["loss"] += float(loss.detach()) / world
@@ -503,17 +600,14 @@ def run_rl_stage(tr: Trainer, si: int, stage: StageConfig) -> dict[str, Any]:
                             stats["ent"] += float((ent * cm).sum())
                         clip_hit = ((ratio < 1 - rl.epsilon) & (a < 0)) | ((ratio > 1 + eps_hi) & (a > 0))
                         stats["clip"] += float((clip_hit.float() * m).sum())
-                gnorm = engine.optimizer_step()
+                gnorm = engine.update()
             if skipped:
-                engine.optimizer.zero_grad(set_to_none=True)
                 for _ in range(rl.num_iterations):
-                    engine.scheduler.step()
+                    engine.skip_update()
             t_train = time.perf_counter() - t1
             prog.step += 1
             prog.global_step += 1
-            prog.epoch, prog.micro = epoch, micro + 1
-            if prog.micro >= steps_epoch:
-                prog.epoch, prog.micro = prog.epoch + 1, 0
+            prog.epoch, prog.micro = epoch, micro  # past every round's prompts: a resume continues from here
             lengths = cmask.sum(1).float()
             rec = {
                 "reward": float(np.nansum(scored.total)),
@@ -525,6 +619,10 @@ def run_rl_stage(tr: Trainer, si: int, stage: StageConfig) -> dict[str, Any]:
                 "valid_tokens": float(tok_valid.sum()),
                 "length": float(lengths.sum()),
                 "rows": float(n_rows),
+                "rows_rolled": float(n_rolled),
+                "rounds": float(len(rounds)),
+                "groups_rolled": float(n_rolled // G),
+                "zero_var_rolled": float(zero_sampled),
                 "rows_trained": 0.0 if skipped else float(n_rows * rl.num_iterations),
                 "groups": float(len(prompts.samples)),
                 "zero_var": float(n_zero),
@@ -609,7 +707,10 @@ def _log_window(
         "rl/zero_variance_groups": tot["zero_var"] / max(tot["groups"], 1),
         "rl/loss": tot["loss"] / len(window),
         "rl/skipped_steps": tot["skipped"] / world,
-        "rl/rollouts_per_s": tot["rows"] / max(t_roll, 1e-9),
+        "rl/rollouts_per_s": tot["rows_rolled"] / max(t_roll, 1e-9),
+        "rl/rollouts": tot["rows_rolled"],
+        "rl/rollout_rounds": tot["rounds"] / (len(window) * world),
+        "rl/zero_variance_groups_rolled": tot["zero_var_rolled"] / max(tot["groups_rolled"], 1),
         "rl/train_samples_per_s": tot["rows_trained"] / max(t_train, 1e-9),
         "rl/steps_per_s": len(window) / max(dt, 1e-9),
     }

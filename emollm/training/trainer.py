@@ -131,7 +131,14 @@ def preflight(cfg: RunConfig) -> Manifest:
     if cfg.distributed.strategy == "deepspeed":
         from emollm.training.engines import load_deepspeed_config
 
-        load_deepspeed_config(cfg, cfg.stages[0])
+        ds = load_deepspeed_config(cfg, cfg.stages[0])
+        zero = int(ds.get("zero_optimization", {}).get("stage", 0))
+        if zero >= 3 and any(st.kind == "rl" for st in cfg.stages):
+            raise ConfigError(
+                f"{cfg.distributed.deepspeed_config}: rl stages run under DeepSpeed ZeRO stages 0-2, not ZeRO-3 "
+                "(rollouts and the reference swaps use the bare model's weights, which ZeRO-3 partitions); "
+                "use train/deepspeed/zero2.json"
+            )
     if cfg.distributed.strategy in ("deepspeed", "fsdp") and len(cfg.stages) > 1:
         raise ConfigError(
             f"strategy {cfg.distributed.strategy!r} shards the model once per process: run one stage per recipe "

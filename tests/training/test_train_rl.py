@@ -163,6 +163,13 @@ def test_rl_stage_errors_are_clear(tmp_path, synthmer_small) -> None:
         load_run_config(ROOT / "train/tiny_rl.yaml", [*base, "stages.0.rl={group_size: 4}"])
     with pytest.raises(ConfigError, match="group_size"):
         load_run_config(ROOT / "train/tiny_rl.yaml", [*base, "stages.1.rl.group_size=1"])
+    with pytest.raises(ConfigError, match="needs dynamic_sampling: true"):
+        load_run_config(ROOT / "train/tiny_rl.yaml", [*base, "stages.1.rl.dynamic_sampling_max_rounds=2"])
+    with pytest.raises(ConfigError, match="not fsdp: FSDP2 shards"):
+        load_run_config(ROOT / "train/tiny_rl.yaml", [*base, "distributed.strategy=fsdp"])
+    zero3 = ["distributed.strategy=deepspeed", f"distributed.deepspeed_config={ROOT / 'train/deepspeed/zero3.json'}"]
+    with pytest.raises(ConfigError, match="not ZeRO-3"):
+        preflight(load_run_config(ROOT / "train/tiny_rl.yaml", [*base, *zero3]))
 
 
 @pytest.mark.slow
@@ -220,3 +227,147 @@ def test_rl_ddp_two_ranks_match_single_process(tmp_path, synthmer_small) -> None
     # Adam at lr 1e-2 turns float-noise gradient components into updates of up to ~lr: loose bound
     for k in a:
         assert torch.allclose(a[k], b[k], atol=2e-3), (k, (a[k] - b[k]).abs().max())
+
+
+def test_dynamic_sampling_refill_keeps_informative_groups_and_resumes_bit_exact(tmp_path, synthmer_small) -> None:
+    """DAPO refill: zero-variance groups are replaced by the next prompts of the plan (more rollouts), the
+    trained batch has none left when the rounds suffice, and a resume continues the plan where it was."""
+    corpus = toy_manifest(synthmer_small, tmp_path / "toy")
+    rounds = 4
+    common = [
+        f"data.corpus={corpus}",
+        f"data.features.cache_dir={tmp_path / 'features'}",
+        "data.val_split=null",
+        f"stages.0.mixture={corpus / 'toy_sft.yaml'}",
+        "stages.1.max_steps=4",
+        "stages.1.save_every=2",
+        "stages.1.rl.group_size=4",  # P(a group of 4 all wrong) ~ (5/6)^4: zero-variance groups are common
+        "stages.1.rl.rewards=[{name: label, weight: 1.0, options: {match: synonyms}}]",
+        "stages.1.rl.dynamic_sampling=true",
+        f"stages.1.rl.dynamic_sampling_max_rounds={rounds}",
+    ]
+    _train_cli([*common, f"output_dir={tmp_path / 'a'}"], tmp_path)
+    run = tmp_path / "a"
+    zero = _rewards(run, "zero_variance_groups")
+    rolled = _rewards(run, "zero_variance_groups_rolled")
+    n_rounds = _rewards(run, "rollout_rounds")
+    rollouts = _rewards(run, "rollouts")
+    assert len(zero) == len(n_rounds) == len(rollouts) == 4
+    for z, k, n in zip(zero, n_rounds, rollouts, strict=True):
+        assert n == k * 4 * 4  # every round rolls out prompts_per_step x group_size completions
+        assert z == 0.0 or k == rounds + 1  # nothing left to drop unless the rounds ran out
+    assert any(k > 1 for k in n_rounds) and any(r > 0 for r in rolled), (n_rounds, rolled)
+    refilled = [z for z, k in zip(zero, n_rounds, strict=True) if 1 < k <= rounds]
+    assert refilled and all(z == 0.0 for z in refilled)
+    prog = json.loads((run / "grpo/step_000002/progress.json").read_text())
+    n_first = int(sum(n_rounds[:2]))  # the plan advanced one batch per round (6 batches an epoch)
+    assert (prog["epoch"], prog["micro"]) == divmod(n_first, 6)
+
+    _train_cli([*common, f"output_dir={tmp_path / 'b'}"], tmp_path, resume=str(run / "grpo/step_000002"))
+    a = load_file(str(run / "final/trainable.safetensors"))
+    b = load_file(str(tmp_path / "b/final/trainable.safetensors"))
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert _rewards(tmp_path / "b", "rollout_rounds") == n_rounds[2:]
+    assert _rewards(tmp_path / "b") == _rewards(run)[2:]
+
+
+def _torchrun(args: list[str], resume: str | None = None) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "emollm"]
+    cmd += ["train", *args, *(["--resume", resume] if resume else [])]
+    p = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, (p.stdout[-2000:], p.stderr[-4000:])
+
+
+RL_ONLY = (
+    "stages=[{name: grpo, kind: rl, mixture: data_recipes/mixtures/rl_emotion.yaml, max_steps: 3, save_every: 2, "
+    "micro_batch_size: 8, lr_projector: 3.0e-3, lr_lora: 1.0e-2, warmup_steps: 0, schedule: constant, "
+    "max_grad_norm: 1.0, log_every: 1, rl: {group_size: 8, prompts_per_step: 2, max_new_tokens: 8, beta: 0.04, "
+    "loss_type: dapo, rewards: [{name: label, weight: 1.0, options: {match: synonyms}}, {name: format, weight: 0.1}]}}]"
+)
+
+
+@pytest.mark.slow
+def test_rl_deepspeed_zero2_matches_ddp_and_resumes(tmp_path, synthmer_small) -> None:
+    """An RL-only recipe (DeepSpeed runs one stage per recipe) from the same SFT checkpoint, 2 processes
+    under DDP and under DeepSpeed ZeRO-2 (gloo, CPU): the same completions, loss, KL and gradient norm at
+    the first step (two backward chunks per update); the DeepSpeed run resumes bit-exactly."""
+    pytest.importorskip("deepspeed")
+    corpus = toy_manifest(synthmer_small, tmp_path / "toy")  # after SFT, groups have reward variance
+    base = [
+        str(ROOT / "train/tiny_rl.yaml"),
+        f"data.corpus={corpus}",
+        f"data.features.cache_dir={tmp_path / 'features'}",
+        "data.val_split=null",
+    ]
+    sft = (
+        f"stages=[{{name: sft, mixture: {corpus / 'toy_sft.yaml'}, max_steps: 30, micro_batch_size: 8, "
+        "lr_projector: 1.0e-2, lr_lora: 1.0e-2, warmup_steps: 1, schedule: constant}]"
+    )
+    _train_cli([*base[1:], f"output_dir={tmp_path / 'sft'}", sft], ROOT)
+
+    def args(name: str, *extra: str) -> list[str]:
+        return [*base, f"output_dir={tmp_path / name}", f"init_from={tmp_path / 'sft/final'}", RL_ONLY, *extra]
+
+    ds = ["distributed.strategy=deepspeed", f"distributed.deepspeed_config={ROOT / 'train/deepspeed/zero2.json'}"]
+    _torchrun(args("ddp"))
+    _torchrun(args("ds", *ds))
+    info = json.loads((tmp_path / "ds/run.json").read_text())
+    assert info["strategy"] == "deepspeed" and info["world_size"] == 2
+    assert info["results"]["grpo"]["steps"] == 3 and info["results"]["grpo"]["ranks_in_sync"] is True
+    assert (tmp_path / "ds/grpo/step_000002/deepspeed").is_dir()
+    for key in ("reward", "loss", "kl", "grad_norm", "completion_length"):
+        one, two = _rewards(tmp_path / "ddp", key), _rewards(tmp_path / "ds", key)
+        assert len(one) == len(two) == 3
+        assert one[0] == pytest.approx(two[0], rel=1e-4, abs=1e-6), (key, one, two)
+    assert 0 < _rewards(tmp_path / "ds")[0] < 1  # non-zero advantages: the policy-gradient term is compared too
+    a = load_file(str(tmp_path / "ddp/final/trainable.safetensors"))
+    b = load_file(str(tmp_path / "ds/final/trainable.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=5e-3), (k, (a[k] - b[k]).abs().max())
+
+    _torchrun(args("ds_resumed", *ds), resume=str(tmp_path / "ds/grpo/step_000002"))
+    c = load_file(str(tmp_path / "ds_resumed/final/trainable.safetensors"))
+    for k in b:
+        assert torch.equal(b[k], c[k]), k
+    assert _rewards(tmp_path / "ds_resumed") == _rewards(tmp_path / "ds")[2:]
+
+
+def test_qlora_4bit_rl_step_runs_and_the_reference_differs(tmp_path, synthmer_small) -> None:
+    """QLoRA + GRPO on CPU (bitsandbytes' 4-bit layers run there): the reference policy is the same
+    quantised weights with LoRA disabled, and it differs from the policy (KL > 0, different logits)."""
+    pytest.importorskip("bitsandbytes")
+    import bitsandbytes as bnb
+
+    from emollm.model.resolve import load_system
+
+    run = tmp_path / "q"
+    _train_cli(
+        [
+            f"data.corpus={synthmer_small}",
+            f"output_dir={run}",
+            f"data.features.cache_dir={tmp_path / 'features'}",
+            "data.val_split=null",
+            "model.llm.quantization=4bit",
+            "stages.0.max_steps=2",
+            "stages.1.max_steps=1",
+            "stages.1.rl.group_size=2",
+            "stages.1.rl.prompts_per_step=2",
+            "stages.1.rl.max_new_tokens=4",
+            "stages.1.rl.beta=0.04",
+        ],
+        tmp_path,
+    )
+    kl = _rewards(run, "kl")
+    assert len(kl) == 1 and kl[0] > 0, kl
+    s = load_system(run / "final")
+    llm = s.model.llm
+    assert any(isinstance(m, bnb.nn.Linear4bit) for m in llm.modules())
+    ids = torch.tensor([[1, 5, 9, 13, 17, 21]])
+    with torch.no_grad():
+        policy = llm(input_ids=ids).logits
+        with llm.disable_adapter():
+            reference = llm(input_ids=ids).logits
+    assert not torch.allclose(policy, reference)

@@ -351,7 +351,11 @@ def chat_command(
     checkpoint: str = typer.Option(
         "", "--checkpoint", "-c", help="Checkpoint folder or preset name (default: the newest under runs/)."
     ),
-    preset: str = typer.Option("", "--preset", help="Preset name (`emollm ls presets`: tiny, mini, emotion-llama, tiny-qwen2.5-omni, qwen2.5-omni-7b...)."),
+    preset: str = typer.Option(
+        "",
+        "--preset",
+        help="Preset name (`emollm ls presets`: tiny, mini, emotion-llama, tiny-qwen2.5-omni, qwen2.5-omni-7b...).",
+    ),
     video: Path | None = typer.Option(None, "--video", help="Video clip for the first question."),
     audio: Path | None = typer.Option(None, "--audio", help="Audio file (alone: audio-only input)."),
     image: Path | None = typer.Option(None, "--image", help="Still image (face) for the first question."),

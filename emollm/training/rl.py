@@ -64,7 +64,7 @@ import random
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,10 @@ class PromptBatch:
     answer_formats: list[str]
     seeds: list[int]
     """One random-stream seed per prompt (completion g of prompt p uses ``seeds[p] + g``)."""
+    encodings: list[Any] = field(default_factory=list, repr=False)
+    """Per prompt: the processor's encoding and the featurizer's features, so ``join_prompts`` can
+    regroup prompts of several batches without featurizing or drawing their tasks again."""
+    item_features: list[Any] = field(default_factory=list, repr=False)
 
 
 def rl_samples(contract: PromptContract, samples: Sequence[Sample]) -> list[Sample]:
@@ -116,17 +120,15 @@ def build_prompts(
     samples: Sequence[Sample],
     root: Any,
     indices: Sequence[int],
-    epoch: int | Sequence[int],
+    epoch: int,
     seed: int,
     stage_index: int,
 ) -> PromptBatch:
-    """Generation prompts for ``samples[indices]`` (task, paraphrase and subtitle drawn per sample).
-    ``epoch``: the epoch of the plan the indices come from, or one per index (refilled batches)."""
+    """Generation prompts for ``samples[indices]`` (task, paraphrase and subtitle drawn per sample)."""
     chosen = [samples[i] for i in indices]
-    epochs = [epoch] * len(chosen) if isinstance(epoch, int) else list(epoch)
     feats = featurizer(chosen, root, system.modalities)
     encs, kept, tasks, fmts, seeds = [], [], [], [], []
-    for i, epoch, s, f in zip(indices, epochs, chosen, feats, strict=True):
+    for i, s, f in zip(indices, chosen, feats, strict=True):
         rng = random.Random(_seed(seed, "rl-sample", stage_index, epoch, i))
         task = contract.sample_task(s, rng, gold_only=True)
         if task is None:  # rl_samples() filtered these out
@@ -140,15 +142,46 @@ def build_prompts(
         tasks.append(task)
         fmts.append(contract.task(task).answer_format)
         seeds.append(_seed(seed, "rl-rollout", stage_index, epoch, i) % (2**62))
+    return _collate(system, encs, kept, chosen, tasks, fmts, seeds)
+
+
+def join_prompts(system: Any, picks: Sequence[tuple[PromptBatch, int]]) -> PromptBatch:
+    """Prompt ``p`` of batch ``b`` for each ``(b, p)`` of ``picks``, in that order, as one batch."""
+
+    def col(name: str) -> list[Any]:
+        return [getattr(b, name)[p] for b, p in picks]
+
+    return _collate(
+        system,
+        col("encodings"),
+        col("item_features"),
+        col("samples"),
+        col("tasks"),
+        col("answer_formats"),
+        col("seeds"),
+    )
+
+
+def _collate(
+    system: Any,
+    encs: list[Any],
+    feats: list[Any],
+    samples: list[Sample],
+    tasks: list[str],
+    fmts: list[str],
+    seeds: list[int],
+) -> PromptBatch:
     batch = system.processor.collate(encs, padding_side="left")
     return PromptBatch(
         batch["input_ids"],
         batch["attention_mask"],
-        stack_features(kept, system.modalities),
-        chosen,
+        stack_features(feats, system.modalities),
+        samples,
         tasks,
         fmts,
         seeds,
+        encs,
+        feats,
     )
 
 
@@ -275,13 +308,19 @@ def completion_logps(
 
 def informative_groups(rewards: np.ndarray, group_size: int) -> np.ndarray:
     """Per group ``[N / G]``: at least two scored rows whose rewards differ (a non-zero advantage)."""
+    _, cnt, _, std = _group_stats(rewards, group_size)
+    return (cnt >= 2) & (std >= 1e-6)
+
+
+def _group_stats(rewards: np.ndarray, group_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Over the scored (finite) rows of each group: which rows are scored ``[N / G, G]``, their count,
+    mean and sample std ``[N / G]``."""
     r = rewards.reshape(-1, group_size)
     ok = np.isfinite(r)
     cnt = ok.sum(1)
-    safe = np.where(ok, r, 0.0)
-    mean = safe.sum(1) / np.maximum(cnt, 1)
+    mean = np.where(ok, r, 0.0).sum(1) / np.maximum(cnt, 1)
     var = (np.where(ok, (r - mean[:, None]) ** 2, 0.0)).sum(1) / np.maximum(cnt - 1, 1)
-    return (cnt >= 2) & (np.sqrt(var) >= 1e-6)
+    return ok, cnt, mean, np.sqrt(var)
 
 
 def group_advantages(
@@ -292,12 +331,7 @@ def group_advantages(
     Rows with a NaN reward (no component could score them) are out of the loss and of the group
     statistics; a group with fewer than two scored rows has no advantage."""
     r = rewards.reshape(-1, group_size)
-    ok = np.isfinite(r)
-    cnt = ok.sum(1)
-    safe = np.where(ok, r, 0.0)
-    mean = safe.sum(1) / np.maximum(cnt, 1)
-    var = (np.where(ok, (r - mean[:, None]) ** 2, 0.0)).sum(1) / np.maximum(cnt - 1, 1)
-    std = np.sqrt(var)
+    ok, cnt, mean, std = _group_stats(rewards, group_size)
     zero = (cnt >= 2) & (std < 1e-6)
     adv = np.where(ok, r - mean[:, None], 0.0)
     if scale == "group":
@@ -357,8 +391,6 @@ def reference_policy(model: Any, rl: RLConfig, snapshot: dict[str, torch.Tensor]
 class _Round:
     """One rollout round of a step: P prompts of the plan, their P x G completions and rewards."""
 
-    epochs: list[int]
-    indices: list[int]
     prompts: PromptBatch
     comp: torch.Tensor
     cmask: torch.Tensor
@@ -367,37 +399,18 @@ class _Round:
 
 
 def _refilled(
-    rounds: list[_Round],
-    n_prompts: int,
-    G: int,
-    pad_id: int,
-    tr: Trainer,
-    contract: PromptContract,
-    samples: Sequence[Sample],
-    seed: int,
-    si: int,
+    system: Any, rounds: list[_Round], n_prompts: int, G: int, pad_id: int
 ) -> tuple[PromptBatch, torch.Tensor, torch.Tensor, list[str], RewardOutput]:
     """The step's batch from several rounds: the first ``n_prompts`` groups with reward variance, in plan
-    order; if the rounds ran out first, the rest are the first zero-variance ones (they leave the loss).
-    The prompts are rebuilt for the chosen (epoch, index) pairs: the same tasks and seeds as rolled out."""
-    groups = [(ri, p) for ri, r in enumerate(rounds) for p in range(len(r.indices))]
+    order; if the rounds ran out first, the rest are the first zero-variance ones (they leave the loss)."""
+    groups = [(ri, p) for ri, r in enumerate(rounds) for p in range(len(r.prompts.samples))]
     info = {
         (ri, p): bool(f) for ri, r in enumerate(rounds) for p, f in enumerate(informative_groups(r.scored.total, G))
     }
     keep = [g for g in groups if info[g]][:n_prompts]
     keep += [g for g in groups if not info[g]][: n_prompts - len(keep)]
     keep.sort()
-    prompts = build_prompts(
-        tr.system,
-        contract,
-        tr.featurizer,
-        samples,
-        tr.manifest.root,
-        [rounds[ri].indices[p] for ri, p in keep],
-        [rounds[ri].epochs[p] for ri, p in keep],
-        seed,
-        si,
-    )
+    prompts = join_prompts(system, [(rounds[ri].prompts, p) for ri, p in keep])
     T = max(r.comp.shape[1] for r in rounds)
     comp = torch.full((len(keep) * G, T), pad_id, dtype=rounds[0].comp.dtype)
     cmask = torch.zeros((len(keep) * G, T), dtype=rounds[0].cmask.dtype)
@@ -522,7 +535,7 @@ def run_rl_stage(tr: Trainer, si: int, stage: StageConfig) -> dict[str, Any]:
                 texts = [tr.system.processor.decode(comp[r][cmask[r].bool()].tolist()) for r in range(comp.shape[0])]
                 rs = [s for s in pb.samples for _ in range(G)]
                 sc = stack.score(texts, rs, [f for f in pb.answer_formats for _ in range(G)])
-                rounds.append(_Round([epoch] * len(idx), idx, pb, comp, cmask, texts, sc))
+                rounds.append(_Round(pb, comp, cmask, texts, sc))
                 epoch, micro = (epoch, micro + 1) if micro + 1 < steps_epoch else (epoch + 1, 0)
                 if len(rounds) > rl.dynamic_sampling_max_rounds:
                     break
@@ -536,9 +549,7 @@ def run_rl_stage(tr: Trainer, si: int, stage: StageConfig) -> dict[str, Any]:
                 r0 = rounds[0]
                 prompts, comp, cmask, texts, scored = r0.prompts, r0.comp, r0.cmask, r0.texts, r0.scored
             else:
-                prompts, comp, cmask, texts, scored = _refilled(
-                    rounds, rl.prompts_per_step, G, model.pad_id, tr, own, samples, cfg.seed, si
-                )
+                prompts, comp, cmask, texts, scored = _refilled(tr.system, rounds, rl.prompts_per_step, G, model.pad_id)
             t_roll = time.perf_counter() - t0
             rows_samples = [s for s in prompts.samples for _ in range(G)]
             adv, valid, n_zero = group_advantages(scored.total, G, rl.scale_rewards, rl.dynamic_sampling)

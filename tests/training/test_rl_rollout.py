@@ -11,7 +11,7 @@ from emollm.data.contract import PromptContract
 from emollm.data.instructions import load_mixture
 from emollm.data.sample import Manifest
 from emollm.features.featurizer import Featurizer
-from emollm.training.rl import build_prompts, completion_logps, group_advantages, rl_samples, rollout
+from emollm.training.rl import build_prompts, completion_logps, group_advantages, join_prompts, rl_samples, rollout
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +53,25 @@ def test_shared_prefix_equals_full_prefill_and_rows_ignore_the_batch_layout(setu
         toks = row[:n].tolist()
         assert all(t not in stops for t in toks[:-1])
         assert (row[n:] == system.model.pad_id).all()
+
+
+def test_join_prompts_regroups_batches_as_building_them_would(setup) -> None:
+    """DAPO refill keeps prompts of several rounds: joining them equals one batch built from their indices."""
+    system = setup[0]
+    a, b = _prompts(setup, [0, 3]), _prompts(setup, [5, 1, 2])
+    joined = join_prompts(system, [(a, 1), (b, 0), (b, 2)])
+    built = _prompts(setup, [3, 5, 2])
+    assert torch.equal(joined.input_ids, built.input_ids)
+    assert torch.equal(joined.attention_mask, built.attention_mask)
+    assert joined.features.keys() == built.features.keys() and joined.features
+    for m in built.features:
+        assert torch.equal(joined.features[m], built.features[m]), m
+    assert [s.id for s in joined.samples] == [s.id for s in built.samples]
+    assert (joined.tasks, joined.answer_formats, joined.seeds) == (built.tasks, built.answer_formats, built.seeds)
+    # the rollout of the joined batch is the rollout of the built one (same prompts, same seeds)
+    x, xm = rollout(system.model, joined, 2, 4)
+    y, ym = rollout(system.model, built, 2, 4)
+    assert torch.equal(x, y) and torch.equal(xm, ym)
 
 
 def test_logps_of_sampled_tokens_match_the_sampling_distribution(setup) -> None:
